@@ -1,0 +1,1 @@
+"""The ``crossroad`` command line (shell layer)."""

@@ -1,0 +1,9 @@
+"""`crossroad demo` commands (placeholder until implemented)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

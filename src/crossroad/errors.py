@@ -1,0 +1,152 @@
+"""The one error tree: every failure carries an X-Road fault code.
+
+X-Road faults are dotted codes: an inner cause (``invalid_signature_value``), optionally
+prefixed by the outer context (``signature_verification.``) and, at the boundary, by the
+side that reports it (``server.clientproxy.``).  Since 7.8.0 NIIS emits lower-case snake
+codes (protocols.md §12.5 item 1); older peers send CamelCase (``Server.ClientProxy.AccessDenied``).
+We emit the 7.8 style and accept both: :func:`normalize_code` maps legacy to current.
+
+Prefixes are added once, at the boundary, with :meth:`XRoadError.with_prefix`; foreign
+exceptions are mapped there with ``raise XRoadError(...) from exc``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+
+class Code:
+    """X-Road fault codes (``ErrorCodes`` in NIIS), 7.8 spelling."""
+
+    # generic
+    INTERNAL_ERROR: Final = "internal_error"
+    IO_ERROR: Final = "io_error"
+    NETWORK_ERROR: Final = "network_error"
+    HTTP_ERROR: Final = "http_error"
+    INVALID_REQUEST: Final = "invalid_request"
+    INVALID_XML: Final = "invalid_xml"
+    INVALID_MESSAGE: Final = "invalid_message"
+    INVALID_CONTENT_TYPE: Final = "invalid_content_type"
+    INVALID_HTTP_METHOD: Final = "invalid_http_method"
+    MALFORMED_OPTIONAL_PARTS_CONF: Final = "malformed_optional_parts_conf"
+    # identifiers
+    INVALID_CLIENT_IDENTIFIER: Final = "invalid_client_identifier"
+    INVALID_SERVICE_IDENTIFIER: Final = "invalid_service_identifier"
+    INVALID_SECURITY_SERVER: Final = "invalid_security_server"
+    INVALID_IDENTIFIER: Final = "invalid_identifier"
+    # signatures, certificates, OCSP
+    MALFORMED_SIGNATURE: Final = "malformed_signature"
+    INVALID_SIGNATURE_VALUE: Final = "invalid_signature_value"
+    INCORRECT_CERTIFICATE: Final = "incorrect_certificate"
+    CERT_VALIDATION: Final = "cert_validation"
+    INVALID_CERT_PATH: Final = "invalid_cert_path"
+    CANNOT_CREATE_CERT_PATH: Final = "cannot_create_cert_path"
+    INCORRECT_VALIDATION_INFO: Final = "incorrect_validation_info"
+    CANNOT_CREATE_SIGNATURE: Final = "cannot_create_signature"
+    SIGNATURE_VERIFICATION: Final = "signature_verification"
+    # hash chains (HashChainVerifier)
+    MALFORMED_HASH_CHAIN: Final = "malformed_hash_chain"
+    INVALID_HASH_CHAIN: Final = "invalid_hash_chain"
+    INVALID_HASH_CHAIN_REF: Final = "invalid_hash_chain_ref"
+    HASHCHAIN_UNUSED_INPUTS: Final = "hashchain_unused_inputs"
+    # time-stamps and message log
+    TIMESTAMP_VALIDATION: Final = "timestamp_validation"
+    TSP_CERTIFICATE_NOT_FOUND: Final = "mlog.tsp_certificate_not_found"
+    TIMESTAMPING_FAILED: Final = "timestamping_failed"
+    LOGGING_FAILED: Final = "logging_failed"
+    # ASiC containers and archives
+    ASIC_MIME_TYPE_NOT_FOUND: Final = "asic_mime_type_not_found"
+    ASIC_MESSAGE_NOT_FOUND: Final = "asic_message_not_found"
+    ASIC_SIGNATURE_NOT_FOUND: Final = "asic_signature_not_found"
+    INVALID_ASIC_CONTAINER: Final = "invalid_asic_container"
+    INVALID_LOG_ARCHIVE: Final = "invalid_log_archive"
+    # global configuration
+    GLOBAL_CONF_OUTDATED: Final = "global_conf_outdated"
+    MALFORMED_GLOBALCONF: Final = "malformed_globalconf"
+    MALFORMED_ANCHOR: Final = "malformed_anchor"
+    # proxy
+    ACCESS_DENIED: Final = "access_denied"
+    UNKNOWN_MEMBER: Final = "unknown_member"
+    UNKNOWN_SERVICE: Final = "unknown_service"
+    SSL_AUTHENTICATION_FAILED: Final = "ssl_authentication_failed"
+
+
+# Side prefixes used at the proxy boundaries (protocols.md §2.5, §4.9).
+PREFIX_CLIENT: Final = "client"
+PREFIX_SERVER: Final = "server"
+PREFIX_CLIENT_PROXY: Final = "server.clientproxy"
+PREFIX_SERVER_PROXY: Final = "server.serverproxy"
+
+# Legacy segments that are not plain CamelCase words.
+_LEGACY_SEGMENTS: Final = {
+    "ClientProxy": "clientproxy",
+    "ServerProxy": "serverproxy",
+    "Client": "client",
+    "Server": "server",
+}
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def _segment_to_snake(segment: str) -> str:
+    mapped = _LEGACY_SEGMENTS.get(segment)
+    if mapped is not None:
+        return mapped
+    if segment.islower() or "_" in segment:
+        return segment
+    return _CAMEL_BOUNDARY.sub("_", segment).lower()
+
+
+def normalize_code(code: str) -> str:
+    """Map a fault code in either spelling to the 7.8 snake_case spelling.
+
+    >>> normalize_code("Server.ClientProxy.AccessDenied")
+    'server.clientproxy.access_denied'
+    >>> normalize_code("signature_verification.invalid_signature_value")
+    'signature_verification.invalid_signature_value'
+    """
+    return ".".join(_segment_to_snake(s) for s in code.strip().split(".") if s)
+
+
+def legacy_code(code: str) -> str:
+    """Render a 7.8 code in the pre-7.8 CamelCase spelling (for peers that expect it)."""
+    inverse = {v: k for k, v in _LEGACY_SEGMENTS.items()}
+    out = []
+    for segment in normalize_code(code).split("."):
+        out.append(inverse.get(segment) or "".join(p.capitalize() for p in segment.split("_")))
+    return ".".join(out)
+
+
+class XRoadError(Exception):
+    """A failure with an X-Road fault code.
+
+    ``code`` is the full dotted code in 7.8 spelling; ``detail`` is the human-readable
+    fault string (``faultString`` in SOAP, ``message`` in REST error bodies).
+    """
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        self.code = normalize_code(code)
+        self.detail = detail
+        super().__init__(f"{self.code}: {detail}" if detail else self.code)
+
+    @property
+    def base_code(self) -> str:
+        """The innermost cause, without prefixes."""
+        return self.code.rsplit(".", 1)[-1]
+
+    def with_prefix(self, prefix: str) -> XRoadError:
+        """A copy of this error with ``prefix.`` prepended (added once, at a boundary)."""
+        prefix = normalize_code(prefix)
+        if self.code == prefix or self.code.startswith(prefix + "."):
+            return self
+        err = XRoadError(f"{prefix}.{self.code}", self.detail)
+        err.__cause__ = self.__cause__ or self
+        return err
+
+    def matches(self, code: str) -> bool:
+        """Whether this error is ``code`` or ends with it (either spelling)."""
+        wanted = normalize_code(code)
+        return self.code == wanted or self.code.endswith("." + wanted)
+
+    def __reduce__(self) -> tuple[type[XRoadError], tuple[str, str]]:
+        return (type(self), (self.code, self.detail))
