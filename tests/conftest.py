@@ -18,7 +18,7 @@ def vectors_dir() -> Path | None:
 
 @pytest.fixture(scope="session")
 def vectors() -> Path:
-    """The NIIS conformance vectors.  Absent only on a fresh clone without ../shared; never in CI."""
+    """The NIIS vectors: absent only on a fresh clone without ../shared, never in CI."""
     path = vectors_dir()
     if path is None:
         if os.environ.get("CI"):

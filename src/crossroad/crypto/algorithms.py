@@ -36,15 +36,25 @@ class DigestAlgorithm:
         return self.name
 
 
-SHA1 = DigestAlgorithm("SHA-1", "http://www.w3.org/2000/09/xmldsig#sha1", "1.3.14.3.2.26", "sha1", 20)
+SHA1 = DigestAlgorithm(
+    "SHA-1", "http://www.w3.org/2000/09/xmldsig#sha1", "1.3.14.3.2.26", "sha1", 20
+)
 SHA224 = DigestAlgorithm(
-    "SHA-224", "http://www.w3.org/2001/04/xmldsig-more#sha224", "2.16.840.1.101.3.4.2.4", "sha224", 28
+    "SHA-224",
+    "http://www.w3.org/2001/04/xmldsig-more#sha224",
+    "2.16.840.1.101.3.4.2.4",
+    "sha224",
+    28,
 )
 SHA256 = DigestAlgorithm(
     "SHA-256", "http://www.w3.org/2001/04/xmlenc#sha256", "2.16.840.1.101.3.4.2.1", "sha256", 32
 )
 SHA384 = DigestAlgorithm(
-    "SHA-384", "http://www.w3.org/2001/04/xmldsig-more#sha384", "2.16.840.1.101.3.4.2.2", "sha384", 48
+    "SHA-384",
+    "http://www.w3.org/2001/04/xmldsig-more#sha384",
+    "2.16.840.1.101.3.4.2.2",
+    "sha384",
+    48,
 )
 SHA512 = DigestAlgorithm(
     "SHA-512", "http://www.w3.org/2001/04/xmlenc#sha512", "2.16.840.1.101.3.4.2.3", "sha512", 64

@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from crossroad.crypto.algorithms import SignatureAlgorithm, signature_algorithm_for
-from crossroad.crypto.algorithms import DigestAlgorithm
+from crossroad.crypto.algorithms import DigestAlgorithm, SignatureAlgorithm, signature_algorithm_for
 from crossroad.errors import Code, XRoadError
 
 
@@ -78,7 +77,9 @@ def _curve_bytes(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) ->
     return (key.curve.key_size + 7) // 8
 
 
-def ecdsa_der_to_raw(der: bytes, key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> bytes:
+def ecdsa_der_to_raw(
+    der: bytes, key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey
+) -> bytes:
     r, s = decode_dss_signature(der)
     n = _curve_bytes(key)
     return r.to_bytes(n, "big") + s.to_bytes(n, "big")

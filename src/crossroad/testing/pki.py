@@ -138,7 +138,6 @@ def make_ocsp_response(
     *,
     this_update: dt.datetime,
     next_update: dt.datetime | None = None,
-    produced_at: dt.datetime | None = None,
     revoked_at: dt.datetime | None = None,
     unknown: bool = False,
     include_responder_cert: bool = True,
@@ -161,8 +160,6 @@ def make_ocsp_response(
         revocation_reason=None,
     )
     b = b.responder_id(ocsp.OCSPResponderEncoding.NAME, responder.cert)
-    if produced_at is not None:
-        b = b.produced_at(produced_at)
     if include_responder_cert:
         b = b.certificates([responder.cert])
     resp = b.sign(responder.key, hashes.SHA256())
