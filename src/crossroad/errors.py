@@ -53,6 +53,13 @@ class Code:
     # time-stamps and message log
     TIMESTAMP_VALIDATION: Final = "timestamp_validation"
     TSP_CERTIFICATE_NOT_FOUND: Final = "mlog.tsp_certificate_not_found"
+    NO_TIMESTAMPING_PROVIDER_FOUND: Final = "mlog.no_timestamping_provider_found"
+    TIMESTAMP_TOKEN_SIGNER_INFO_NOT_FOUND: Final = "mlog.timestamp_token_signer_info_not_found"
+    TIMESTAMP_SIGNER_VERIFICATION_FAILED: Final = "mlog.timestamp_signer_verification_failed"
+    READING_TIMESTAMP_RESPONSE_FAILED: Final = "mlog.reading_timestamp_response_failed"
+    TIMESTAMP_NON_GRANTED_RESPONSE: Final = "mlog.timestamp_non_granted_response"
+    TIMESTAMP_RESPONSE_OBJECT_CREATION_FAILED: Final = "mlog.timestamp_response_object_creation_failed"
+    TIMESTAMP_RESPONSE_VALIDATION_FAILED: Final = "mlog.timestamp_response_validation_failed"
     TIMESTAMPING_FAILED: Final = "timestamping_failed"
     LOGGING_FAILED: Final = "logging_failed"
     # ASiC containers and archives
