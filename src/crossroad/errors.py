@@ -66,6 +66,11 @@ class Code:
     ASIC_MIME_TYPE_NOT_FOUND: Final = "asic_mime_type_not_found"
     ASIC_MESSAGE_NOT_FOUND: Final = "asic_message_not_found"
     ASIC_SIGNATURE_NOT_FOUND: Final = "asic_signature_not_found"
+    ASIC_INVALID_MIME_TYPE: Final = "asic_invalid_mime_type"
+    ASIC_HASH_CHAIN_RESULT_NOT_FOUND: Final = "asic_hash_chain_result_not_found"
+    ASIC_HASH_CHAIN_NOT_FOUND: Final = "asic_hash_chain_not_found"
+    ASIC_TIMESTAMP_NOT_FOUND: Final = "asic_timestamp_not_found"
+    ASIC_MANIFEST_NOT_FOUND: Final = "asic_manifest_not_found"
     INVALID_ASIC_CONTAINER: Final = "invalid_asic_container"
     INVALID_LOG_ARCHIVE: Final = "invalid_log_archive"
     # global configuration
