@@ -45,6 +45,7 @@ class Code:
     INCORRECT_VALIDATION_INFO: Final = "incorrect_validation_info"
     CANNOT_CREATE_SIGNATURE: Final = "cannot_create_signature"
     SIGNATURE_VERIFICATION: Final = "signature_verification"
+    INVALID_REFERENCE: Final = "invalid_reference"
     # hash chains (HashChainVerifier)
     MALFORMED_HASH_CHAIN: Final = "malformed_hash_chain"
     INVALID_HASH_CHAIN: Final = "invalid_hash_chain"
