@@ -78,6 +78,9 @@ class Code:
     GLOBAL_CONF_OUTDATED: Final = "global_conf_outdated"
     MALFORMED_GLOBALCONF: Final = "malformed_globalconf"
     MALFORMED_ANCHOR: Final = "malformed_anchor"
+    # configuration directory on disk (FSGlobalConfValidator states; not NIIS fault codes)
+    GLOBAL_CONF_CONFIGURATION_ERROR: Final = "global_conf_configuration_error"
+    GLOBAL_CONF_MISSING_INSTANCE_IDENTIFIER: Final = "global_conf_missing_instance_identifier"
     # proxy
     ACCESS_DENIED: Final = "access_denied"
     UNKNOWN_MEMBER: Final = "unknown_member"
