@@ -35,7 +35,7 @@ from crossroad.errors import Code, XRoadError
 ID_NS = "http://x-road.eu/xsd/identifiers"
 XROAD_NS = "http://x-road.eu/xsd/xroad.xsd"
 _OBJECT_TYPE_ATTR = f"{{{ID_NS}}}objectType"
-_DEFAULT_NSMAP = {"xroad": XROAD_NS, "id": ID_NS}
+_DEFAULT_NSMAP: dict[str | None, str] = {"xroad": XROAD_NS, "id": ID_NS}
 
 MAX_COMPONENT_LENGTH = 255
 
@@ -144,7 +144,15 @@ def _build_xml(
     parent: etree._Element | None,
     nsmap: Mapping[str | None, str] | None,
 ) -> etree._Element:
-    ns = dict(_DEFAULT_NSMAP if nsmap is None else nsmap)
+    ns: dict[str | None, str]
+    if nsmap is not None:
+        ns = dict(nsmap)
+    elif parent is None:
+        ns = dict(_DEFAULT_NSMAP)
+    else:
+        # Under a parent, declare only what is not in scope yet (no redundant xmlns:*).
+        in_scope = set(parent.nsmap.values())
+        ns = {k: v for k, v in _DEFAULT_NSMAP.items() if v not in in_scope}
     if parent is None:
         element = etree.Element(tag, nsmap=ns)  # type: ignore[arg-type]
     else:
