@@ -1,0 +1,1 @@
+"""Trust services for development, tests and pilots: test CA, OCSP responder, TSA."""
