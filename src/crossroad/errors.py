@@ -39,6 +39,7 @@ class Code:
     MALFORMED_SIGNATURE: Final = "malformed_signature"
     INVALID_SIGNATURE_VALUE: Final = "invalid_signature_value"
     INCORRECT_CERTIFICATE: Final = "incorrect_certificate"
+    INVALID_CERTIFICATE: Final = "invalid_certificate"  # 7.x profile providers (ErrorCode)
     CERT_VALIDATION: Final = "cert_validation"
     INVALID_CERT_PATH: Final = "invalid_cert_path"
     CANNOT_CREATE_CERT_PATH: Final = "cannot_create_cert_path"
