@@ -1,34 +1,549 @@
-"""Certificate loading and inspection (protocols.md §10.1).
+"""Certificate loading and inspection (protocols.md §4.1, §10.1).
 
-X-Road carries certificates in several spellings: DER, PEM, bare base64 lines without the PEM
-armour (NIIS test files), and in some global configurations base64 of a PEM text
-(``globalconf_good2_v3``).  :func:`load_certificate` accepts all of them.
+X-Road carries certificates in several spellings: DER, PEM (also PEM bundles and OpenSSL's
+``TRUSTED CERTIFICATE`` armour), bare base64 lines without the PEM armour (NIIS test files), and in
+some global configurations base64 of a PEM text (``globalconf_good2_v3``).
+:func:`load_certificate` / :func:`load_certificates` accept all of them.
+
+Names are rendered the way the Java peers render them, because those strings travel on the wire
+or decide identities: :func:`java_rfc2253` is ``X500Principal.getName()`` (XAdES
+``X509IssuerName``), :func:`subject_field` is NIIS ``CertUtils.getRDNValue`` (certificate profiles),
+:func:`subject_alt_names` is NIIS ``CertUtils.getSubjectAlternativeNames``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import codecs
+import re
+from collections.abc import Iterator
 
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from crossroad.crypto.algorithms import SHA1, DigestAlgorithm
 from crossroad.errors import Code, XRoadError
 
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN (CERTIFICATE|TRUSTED CERTIFICATE|X509 CERTIFICATE|PKCS7)-----"
+    rb"(.*?)-----END \1-----",
+    re.S,
+)
 
 
-def load_certificate(data: bytes | str) -> x509.Certificate:
-    """Load one certificate from DER, PEM, bare base64 or base64-of-PEM."""
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _incorrect(what: str, exc: Exception | None = None) -> XRoadError:
+    detail = f"Cannot read certificate: {what}" + (f": {exc}" if exc else "")
+    return XRoadError(Code.INCORRECT_CERTIFICATE, detail)
+
+
+def _first_tlv(data: bytes) -> bytes:
+    """The first DER element of ``data`` (a TRUSTED CERTIFICATE body is cert DER + aux DER)."""
+    _, _, end = _tlv(data, 0)
+    return data[:end]
+
+
+def _load_der(der: bytes) -> list[x509.Certificate]:
+    try:
+        return [x509.load_der_x509_certificate(der)]
+    except ValueError as exc:
+        try:
+            certs = pkcs7.load_der_pkcs7_certificates(der)
+        except (ValueError, UnsupportedAlgorithm):
+            raise _incorrect("not a DER certificate", exc) from exc
+        if not certs:
+            raise _incorrect("PKCS#7 structure holds no certificates") from exc
+        return certs
+
+
+def _load_pem_blocks(text: bytes) -> list[x509.Certificate]:
+    certs: list[x509.Certificate] = []
+    for kind, body in _PEM_BLOCK.findall(text):
+        try:
+            der = base64.b64decode(b"".join(body.split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _incorrect("bad base64 in PEM block", exc) from exc
+        if kind == b"TRUSTED CERTIFICATE":
+            der = _first_tlv(der)
+        certs.extend(_load_der(der))
+    if not certs:
+        raise _incorrect("no certificate found in PEM text")
+    return certs
+
+
+def load_certificates(data: bytes | str) -> list[x509.Certificate]:
+    """All certificates in ``data``: a PEM bundle, DER (also PKCS#7), bare base64, base64-of-PEM."""
     raw = data.encode("ascii", "replace") if isinstance(data, str) else bytes(data)
     try:
         stripped = raw.strip()
-        if stripped.startswith(_PEM_BEGIN):
-            return x509.load_pem_x509_certificate(stripped)
+        if b"-----BEGIN " in stripped:
+            return _load_pem_blocks(stripped)
         if stripped[:1] == b"\x30":
-            return x509.load_der_x509_certificate(stripped)
+            return _load_der(stripped)
         decoded = base64.b64decode(b"".join(stripped.split()), validate=True)
-        if decoded.strip().startswith(_PEM_BEGIN):
-            return x509.load_pem_x509_certificate(decoded.strip())
-        return x509.load_der_x509_certificate(decoded)
+        if b"-----BEGIN " in decoded:
+            return _load_pem_blocks(decoded.strip())
+        return _load_der(decoded)
+    except XRoadError:
+        raise
     except (ValueError, binascii.Error, TypeError) as exc:
-        raise XRoadError(Code.INCORRECT_CERTIFICATE, f"Cannot read certificate: {exc}") from exc
+        raise _incorrect("unrecognised encoding", exc) from exc
+
+
+def load_certificate(data: bytes | str) -> x509.Certificate:
+    """Load one certificate (the first one) from DER, PEM, bare base64 or base64-of-PEM."""
+    return load_certificates(data)[0]
+
+
+def cert_der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(Encoding.DER)
+
+
+def cert_hash(cert: x509.Certificate, digest: DigestAlgorithm = SHA1) -> bytes:
+    """The digest of the certificate's DER encoding (SHA-1: OCSP download, V2 ``authCertHash``)."""
+    return digest.digest(cert_der(cert))
+
+
+def cert_hash_hex(cert: x509.Certificate, digest: DigestAlgorithm = SHA1) -> str:
+    """Lower-case hex of :func:`cert_hash` (the ``cert=`` form of the OCSP download service)."""
+    return cert_hash(cert, digest).hex()
+
+
+def public_key_sha1(cert: x509.Certificate) -> bytes:
+    """SHA-1 of the subjectPublicKey BIT STRING value (OCSP issuerKeyHash and responder KeyHash)."""
+    try:
+        return bytes(asn1_x509.Certificate.load(cert_der(cert)).public_key.sha1)
+    except Exception as exc:  # asn1crypto raises assorted types on odd input
+        raise _incorrect("cannot read the public key", exc) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Key usage
+
+
+def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    except ValueError as exc:
+        raise _incorrect("malformed extensions", exc) from exc
+
+
+def extended_key_usage(cert: x509.Certificate) -> tuple[str, ...]:
+    """The EKU OIDs (dotted), empty when the extension is absent."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return ()
+    except ValueError as exc:
+        raise _incorrect("malformed extensions", exc) from exc
+    return tuple(oid.dotted_string for oid in eku)
+
+
+def is_auth_cert(cert: x509.Certificate) -> bool:
+    """An authentication certificate: EKU clientAuth, or keyUsage digitalSignature,
+    keyEncipherment or dataEncipherment (NIIS ``CertUtils.isAuthCert``, protocols.md §4.1)."""
+    if ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string in extended_key_usage(cert):
+        return True
+    ku = _key_usage(cert)
+    if ku is None:
+        return False  # NIIS throws here; callers turn it into ssl_authentication_failed
+    return bool(ku.digital_signature or ku.key_encipherment or ku.data_encipherment)
+
+
+def is_sign_cert(cert: x509.Certificate) -> bool:
+    """A signing certificate: keyUsage nonRepudiation (protocols.md §4.9 step 4, §10.1)."""
+    ku = _key_usage(cert)
+    return bool(ku is not None and ku.content_commitment)
+
+
+def is_ca_cert(cert: x509.Certificate) -> bool:
+    """basicConstraints cA=TRUE."""
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+    except ValueError as exc:
+        raise _incorrect("malformed extensions", exc) from exc
+
+
+def can_sign_certs(cert: x509.Certificate) -> bool:
+    """Whether ``cert`` may issue certificates: not an explicit end entity, and keyCertSign
+    when keyUsage is present (v1 certificates without extensions qualify, as in PKIX)."""
+    ku = _key_usage(cert)
+    return ku is None or bool(ku.key_cert_sign)
+
+
+def verify_signature(cert: x509.Certificate, public_key: CertificatePublicKeyTypes) -> bool:
+    """Whether ``public_key`` verifies ``cert``'s signature (names are matched by the callers,
+    with Java semantics, see :func:`names_equal`)."""
+    try:
+        sig, data, h = cert.signature, cert.tbs_certificate_bytes, cert.signature_hash_algorithm
+        params = cert.signature_algorithm_parameters
+        if isinstance(public_key, rsa.RSAPublicKey) and isinstance(
+            params, padding.PKCS1v15 | padding.PSS
+        ):
+            if h is None:
+                return False
+            public_key.verify(sig, data, params, h)
+        elif isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(params, ec.ECDSA):
+            public_key.verify(sig, data, params)
+        elif isinstance(public_key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            public_key.verify(sig, data)
+        elif isinstance(public_key, dsa.DSAPublicKey) and h is not None:
+            public_key.verify(sig, data, h)
+        else:
+            return False
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def verify_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer``'s key verifies ``cert``'s signature."""
+    try:
+        key = issuer.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    return verify_signature(cert, key)
+
+
+# ---------------------------------------------------------------------------------------------
+# A minimal DER reader for names and general names (the raw value tags matter for Java's output)
+
+
+def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """Read one DER element at ``pos``: (tag byte, content start, end)."""
+    if pos + 2 > len(data):
+        raise ValueError("truncated DER element")
+    tag = data[pos]
+    if tag & 0x1F == 0x1F:
+        raise ValueError("multi-byte DER tags are not used in names")
+    first = data[pos + 1]
+    start = pos + 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or start + count > len(data):
+            raise ValueError("unsupported DER length")
+        length = int.from_bytes(data[start : start + count], "big")
+        start += count
+    end = start + length
+    if end > len(data):
+        raise ValueError("DER element overruns its container")
+    return tag, start, end
+
+
+def _children(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """The elements inside ``data[start:end]``: (tag, element start, content start, end)."""
+    pos = start
+    while pos < end:
+        tag, cstart, cend = _tlv(data[:end], pos)
+        yield tag, pos, cstart, cend
+        pos = cend
+
+
+def _oid(content: bytes) -> str:
+    if not content:
+        raise ValueError("empty OID")
+    first = content[0]
+    parts = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
+    value = 0
+    for i, byte in enumerate(content[1:], 1):
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            parts.append(value)
+            value = 0
+        elif i == len(content) - 1:
+            raise ValueError("truncated OID")
+    if first & 0x80:
+        raise ValueError("unsupported OID encoding")
+    return ".".join(str(p) for p in parts)
+
+
+# One attribute: (OID, value tag, value content bytes, full value TLV bytes).
+_Ava = tuple[str, int, bytes, bytes]
+
+
+def _name_rdns(der: bytes) -> list[list[_Ava]]:
+    """The RDNs of a DER Name, in encoded order."""
+    tag, start, end = _tlv(der, 0)
+    if tag != 0x30:
+        raise ValueError("a Name is a SEQUENCE")
+    rdns: list[list[_Ava]] = []
+    for set_tag, _, s_start, s_end in _children(der, start, end):
+        if set_tag != 0x31:
+            raise ValueError("an RDN is a SET")
+        avas: list[_Ava] = []
+        for seq_tag, _, a_start, a_end in _children(der, s_start, s_end):
+            if seq_tag != 0x30:
+                raise ValueError("an attribute is a SEQUENCE")
+            parts = list(_children(der, a_start, a_end))
+            if len(parts) != 2 or parts[0][0] != 0x06:
+                raise ValueError("an attribute is (OID, value)")
+            (_, _, o_start, o_end), (v_tag, v_pos, v_start, v_end) = parts
+            avas.append((_oid(der[o_start:o_end]), v_tag, der[v_start:v_end], der[v_pos:v_end]))
+        rdns.append(avas)
+    return rdns
+
+
+def _name_der(name: x509.Name | bytes) -> bytes:
+    return name if isinstance(name, bytes) else name.public_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# Java X500Principal.getName() (RFC 2253 form)
+
+# Keywords Java emits in RFC 2253 output; every other attribute type is printed as its OID
+# with the value as "#" + hex of its DER encoding (e.g. serialNumber, emailAddress).
+_JAVA_RFC2253_KEYWORDS = {
+    "2.5.4.3": "CN",
+    "2.5.4.6": "C",
+    "2.5.4.7": "L",
+    "2.5.4.8": "ST",
+    "2.5.4.10": "O",
+    "2.5.4.11": "OU",
+    "2.5.4.9": "STREET",
+    "0.9.2342.19200300.100.1.25": "DC",
+    "0.9.2342.19200300.100.1.1": "UID",
+}
+# PrintableString, T61String, IA5String, GeneralString, BMPString, UTF8String.
+_JAVA_DER_STRING_TAGS = frozenset({0x13, 0x14, 0x16, 0x1B, 0x1E, 0x0C})
+_JAVA_ESCAPEES = ',=+<>#;"\\'
+_PRINTABLE_EXTRA = frozenset(" '()+,-./:=?")
+
+
+def _java_printable(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c in _PRINTABLE_EXTRA)
+
+
+def _java_ava(oid: str, tag: int, content: bytes, tlv: bytes) -> str:
+    keyword = _JAVA_RFC2253_KEYWORDS.get(oid, oid)
+    if keyword[0].isdigit() or tag not in _JAVA_DER_STRING_TAGS:
+        return f"{keyword}=#{tlv.hex()}"
+    # Java decodes the content octets as UTF-8 whatever the string type.
+    text = content.decode("utf-8", "replace")
+    buf: list[str] = []
+    for c in text:
+        if _java_printable(c) or c in _JAVA_ESCAPEES:
+            if c in _JAVA_ESCAPEES:
+                buf.append("\\")
+            buf.append(c)
+        elif c == "\x00":
+            buf.append("\\00")
+        else:
+            buf.append(c)
+    chars = "".join(buf)
+    lead = 0
+    while lead < len(chars) and chars[lead] in " \r":
+        lead += 1
+    trail = len(chars) - 1
+    while trail >= 0 and chars[trail] in " \r":
+        trail -= 1
+    out = "".join(("\\" + c) if (i < lead or i > trail) else c for i, c in enumerate(chars))
+    return f"{keyword}={out}"
+
+
+def java_rfc2253(name: x509.Name | bytes) -> str:
+    """``X500Principal.getName()``: RDNs last-to-first, Java's keywords and escaping.
+
+    >>> from crossroad.testing.pki import name
+    >>> java_rfc2253(name(C="FI", CN="4321", serialNumber="DEV/ss2/COM"))
+    '2.5.4.5=#130b4445562f7373322f434f4d,CN=4321,C=FI'
+    """
+    try:
+        rdns = _name_rdns(_name_der(name))
+    except ValueError as exc:
+        raise XRoadError(
+            Code.INCORRECT_CERTIFICATE, f"Malformed distinguished name: {exc}"
+        ) from exc
+    return ",".join("+".join(_java_ava(*ava) for ava in rdn) for rdn in reversed(rdns))
+
+
+# ---------------------------------------------------------------------------------------------
+# NIIS CertUtils.getRDNValue: BouncyCastle's view of the Java RFC 2253 string
+
+_BC_STRING_DECODERS = {
+    0x0C: "utf-8",  # UTF8String
+    0x12: "latin-1",  # NumericString
+    0x13: "latin-1",  # PrintableString
+    0x14: "latin-1",  # T61String (BouncyCastle maps bytes to chars)
+    0x15: "latin-1",  # VideotexString
+    0x16: "latin-1",  # IA5String
+    0x19: "latin-1",  # GraphicString
+    0x1A: "latin-1",  # VisibleString
+    0x1B: "latin-1",  # GeneralString
+    0x1E: "utf-16-be",  # BMPString
+}
+_BC_ESCAPEES = frozenset('",+;<=>\\')
+
+
+def _bc_value(oid: str, tag: int, content: bytes, tlv: bytes) -> str:
+    if oid in _JAVA_RFC2253_KEYWORDS and tag in _JAVA_DER_STRING_TAGS:
+        text = content.decode("utf-8", "replace")  # what Java's RFC 2253 string carried
+    elif tag in _BC_STRING_DECODERS:
+        text = codecs.decode(content, _BC_STRING_DECODERS[tag], "replace")
+    else:
+        text = "#" + tlv.hex()
+        return _bc_escape(text, hex_form=True)
+    return _bc_escape(text, hex_form=False)
+
+
+def _bc_escape(text: str, *, hex_form: bool) -> str:
+    """BouncyCastle ``IETFUtils.valueToString`` escaping."""
+    buf = list(text)
+    index = 0
+    if not hex_form and buf[:1] == ["#"]:
+        buf.insert(0, "\\")
+        index = 2
+    out: list[str] = buf[:index]
+    for c in buf[index:]:
+        if c in _BC_ESCAPEES:
+            out.append("\\")
+        out.append(c)
+    s = "".join(out)
+    stripped = s.lstrip(" ")
+    lead = len(s) - len(stripped)
+    s = "\\ " * lead + stripped
+    body = s.rstrip(" ")
+    trail = len(s) - len(body)
+    return body + "\\ " * trail
+
+
+def subject_field(cert: x509.Certificate, oid: x509.ObjectIdentifier | str) -> str | None:
+    """The value of attribute ``oid`` in the subject, as NIIS ``CertUtils.getRDNValue`` sees it.
+
+    NIIS re-parses the Java RFC 2253 string, so the *last* RDN in encoded order wins, a
+    multi-valued RDN yields its first attribute, and special characters come back escaped.
+    """
+    return name_field(cert.subject, oid)
+
+
+def name_field(name: x509.Name | bytes, oid: x509.ObjectIdentifier | str) -> str | None:
+    wanted = oid if isinstance(oid, str) else oid.dotted_string
+    try:
+        rdns = _name_rdns(_name_der(name))
+    except ValueError as exc:
+        raise XRoadError(
+            Code.INCORRECT_CERTIFICATE, f"Malformed distinguished name: {exc}"
+        ) from exc
+    for rdn in reversed(rdns):
+        if any(ava[0] == wanted for ava in rdn):
+            return _bc_value(*rdn[0])
+    return None
+
+
+def _canonical(tag: int, content: bytes, tlv: bytes) -> str:
+    if tag in _BC_STRING_DECODERS:
+        text = codecs.decode(content, _BC_STRING_DECODERS[tag], "replace")
+    else:
+        return "#" + tlv.hex()
+    return " ".join(text.lower().split())
+
+
+def names_equal(a: x509.Name | bytes, b: x509.Name | bytes) -> bool:
+    """Name equality as Java compares principals: same attributes, values compared
+    case-insensitively with whitespace collapsed, string types ignored."""
+    da, db = _name_der(a), _name_der(b)
+    if da == db:
+        return True
+    try:
+        ra, rb = _name_rdns(da), _name_rdns(db)
+    except ValueError:
+        return False
+
+    def canon(rdns: list[list[_Ava]]) -> list[list[tuple[str, str]]]:
+        return [sorted((o, _canonical(t, c, v)) for o, t, c, v in rdn) for rdn in rdns]
+
+    return canon(ra) == canon(rb)
+
+
+# ---------------------------------------------------------------------------------------------
+# Subject alternative names, as NIIS CertUtils.getSubjectAlternativeNames prints them
+
+_SAN_LABELS = (
+    "othername",
+    "email",
+    "DNS",
+    "x400",
+    "DirName",
+    "ediPartyName",
+    "URI",
+    "IP Address",
+    "Registered ID",
+)
+_SAN_UNSUPPORTED = frozenset({0, 3, 5})
+
+
+def _java_ip(octets: bytes) -> str:
+    if len(octets) == 4:
+        return ".".join(str(b) for b in octets)
+    if len(octets) == 16:
+        if octets[:10] == bytes(10) and octets[10:12] == b"\xff\xff":
+            return ".".join(str(b) for b in octets[12:])  # Java turns v4-mapped into Inet4
+        groups = [int.from_bytes(octets[i : i + 2], "big") for i in range(0, 16, 2)]
+        return ":".join(f"{g:x}" for g in groups)
+    return "#" + octets.hex()
+
+
+def _san_raw(cert: x509.Certificate) -> bytes | None:
+    try:
+        tbs = asn1_x509.Certificate.load(cert_der(cert))["tbs_certificate"]
+        for ext in tbs["extensions"]:
+            if ext["extn_id"].dotted == ExtensionOID.SUBJECT_ALTERNATIVE_NAME.dotted_string:
+                return bytes(ext["extn_value"].contents)
+    except Exception as exc:  # asn1crypto raises assorted types on odd input
+        raise XRoadError(
+            Code.INCORRECT_CERTIFICATE, "Failed parsing the certificate information"
+        ) from exc
+    return None
+
+
+def subject_alt_names(cert: x509.Certificate) -> str | None:
+    """The SAN entries as ``"DNS:*.example.org, IP Address:192.168.7.1"``, None if none."""
+    raw = _san_raw(cert)
+    if raw is None:
+        return None
+    items: list[str] = []
+    try:
+        tag, start, end = _tlv(raw, 0)
+        if tag != 0x30:
+            raise ValueError("GeneralNames is a SEQUENCE")
+        for g_tag, _, g_start, g_end in _children(raw, start, end):
+            kind = g_tag & 0x1F
+            if g_tag & 0xC0 != 0x80 or kind > 8:
+                raise ValueError("unknown GeneralName choice")
+            value = raw[g_start:g_end]
+            if kind in _SAN_UNSUPPORTED:
+                text = "<unsupported>"
+            elif kind == 4:
+                text = java_rfc2253(value)
+            elif kind == 7:
+                text = _java_ip(value)
+            elif kind == 8:
+                text = _oid(value)
+            else:
+                text = value.decode("ascii", "replace")
+            items.append(f"{_SAN_LABELS[kind]}:{text}")
+    except (ValueError, XRoadError) as exc:
+        raise XRoadError(
+            Code.INCORRECT_CERTIFICATE, "Failed parsing the certificate information"
+        ) from exc
+    return ", ".join(items) if items else None
+
+
+def describe(cert: x509.Certificate) -> str:
+    """A short human description for fault messages: subject and serial number."""
+    return f"{java_rfc2253(cert.subject)} (serial {cert.serial_number:#x})"
