@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from crossroad.crypto import tsp
@@ -132,3 +135,33 @@ def test_niis_token_survives_add_certificate(
     with_cert = tsp.add_certificate(valid, tsa_certs[0])
     assert tsp.token_info(with_cert).tsa_cert == tsa_certs[0]
     assert tsp.verify_token(with_cert, stamped, tsa_certs).serial == tsp.token_info(valid).serial
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_openssl_accepts_niis_token_after_add_certificate(
+    vectors: Path, tmp_path: Path, valid: bytes, tsa_certs: list[x509.Certificate]
+) -> None:
+    # The MANIFEST row's openssl check, without -untrusted: the token now carries its signer.
+    cas = _shared_params_certs(vectors, "approvedCA//cert")
+    admin_ca = next(c for c in cas if "CN=AdminCA1" in c.subject.rfc4514_string())
+    (tmp_path / "ca.pem").write_bytes(admin_ca.public_bytes(Encoding.PEM))
+    (tmp_path / "token.der").write_bytes(tsp.add_certificate(valid, tsa_certs[0]))
+    out = subprocess.run(
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-token_in",
+            "-in",
+            str(tmp_path / "token.der"),
+            "-data",
+            str(vectors / "timestamps" / "stamped-data"),
+            "-CAfile",
+            str(tmp_path / "ca.pem"),
+            "-no_check_time",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Verification: OK" in out.stdout, out.stdout + out.stderr

@@ -297,7 +297,12 @@ def test_structural_requirements(tsa: TimeStampAuthority, pki: PKI) -> None:
         tst["message_imprint"]["hash_algorithm"]["algorithm"] = "1.2.3.4"
         sd["encap_content_info"]["content"] = core.ParsableOctetString(tst.dump(force=True))
 
-    for edit in (no_ess, two_signers):
+    def huge_accuracy(sd):  # type: ignore[no-untyped-def]
+        tst = sd["encap_content_info"]["content"].parsed
+        tst["accuracy"] = {"seconds": 10**30}
+        sd["encap_content_info"]["content"] = core.ParsableOctetString(tst.dump(force=True))
+
+    for edit in (no_ess, two_signers, huge_accuracy):
         expect(Code.INTERNAL_ERROR, xtsp.token_info, _mutate(token, edit))
     forged = _mutate(token, unknown_imprint)
     expect(Code.INTERNAL_ERROR, xtsp.verify_token, forged, DATA, [pki.tsa.cert])

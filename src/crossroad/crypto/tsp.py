@@ -224,6 +224,15 @@ def _parse_token(token: bytes) -> _Token:
 
 
 def _info(token: _Token) -> TimestampInfo:
+    try:
+        return _read_info(token)
+    except XRoadError:
+        raise
+    except Exception as exc:  # out-of-range values that parse but do not convert
+        raise XRoadError(Code.INTERNAL_ERROR, f"Malformed time-stamp TSTInfo: {exc}") from exc
+
+
+def _read_info(token: _Token) -> TimestampInfo:
     tst = token.tst_info
     imprint = tst["message_imprint"]
     try:
@@ -324,7 +333,10 @@ def verify_token(token: bytes, data: bytes, tsa_certs: Sequence[x509.Certificate
         raise XRoadError(
             Code.TSP_CERTIFICATE_NOT_FOUND, "Could not find TSP certificate for timestamp"
         )
-    problem = _signer_problem(parsed, cert)
+    try:
+        problem = _signer_problem(parsed, cert)
+    except Exception as exc:  # e.g. a signingTime asn1crypto reads but cannot compare
+        problem = f"unreadable signer information: {exc}"
     if problem:
         raise XRoadError(
             Code.TIMESTAMP_SIGNER_VERIFICATION_FAILED,
