@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -149,7 +151,7 @@ def parse_name(text: str | x509.Name) -> x509.Name:
                 key, _, value = part.partition("=")
                 key = key.strip()
                 oid = _ATTRIBUTE_NAMES.get(key) or x509.ObjectIdentifier(key)
-                attrs.append(x509.NameAttribute(oid, value.replace("\\/", "/")))
+                attrs.append(_attribute(oid, value.replace("\\/", "/")))
             return x509.Name(attrs)
         overrides = {k: v for k, v in _ATTRIBUTE_NAMES.items() if len(k) > 2}
         return x509.Name.from_rfc4514_string(text, overrides)
@@ -157,6 +159,14 @@ def parse_name(text: str | x509.Name) -> x509.Name:
         raise XRoadError(
             Code.INVALID_REQUEST, f"Malformed distinguished name {text!r}: {exc}"
         ) from exc
+
+
+@contextmanager
+def _lenient_names() -> Iterator[None]:
+    """Silence cryptography's warning about countryName values that are not two letters."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Attribute's length", UserWarning)
+        yield
 
 
 def display_name(name: x509.Name) -> str:
@@ -277,8 +287,17 @@ def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
     return value if isinstance(value, str) else value.decode("utf-8", "replace")
 
 
+def _attribute(oid: x509.ObjectIdentifier, value: str) -> x509.NameAttribute[str]:
+    # X-Road puts instance codes such as "DEV" into countryName (Ejbca profile); the ISO 3166
+    # two-letter check cryptography applies would refuse them, Java/NIIS does not check.
+    if oid != NameOID.COUNTRY_NAME or len(value) == 2:
+        return x509.NameAttribute(oid, value)
+    with _lenient_names():
+        return x509.NameAttribute(oid, value, _validate=False)
+
+
 def _name(*pairs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
-    return x509.Name([x509.NameAttribute(oid, value) for oid, value in pairs])
+    return x509.Name([_attribute(oid, value) for oid, value in pairs])
 
 
 def subject_for(
@@ -565,7 +584,8 @@ class TestCA:
                     f"this CA serves {instance!r}",
                 )
         else:
-            subject = request.subject
+            with _lenient_names():
+                subject = request.subject
             check_subject(subject, kind, prof, instance)
         public_key = request.public_key()
         extensions: list[tuple[x509.ExtensionType, bool]]

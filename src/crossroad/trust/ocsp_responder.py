@@ -58,23 +58,38 @@ class _Request:
     nonce: bytes | None
 
 
+def _canonical(cert_id: asn1_ocsp.CertId) -> asn1_ocsp.CertId:
+    """The CertID re-encoded in DER, keeping NULL vs absent digest parameters as sent.
+
+    Clients match the echoed CertID against theirs (NIIS compares the whole structure), so the
+    parameters are kept; re-encoding makes sure a BER-ish request cannot make us emit non-DER.
+    """
+    algorithm = cert_id["hash_algorithm"]
+    params = algorithm["parameters"]
+    alg = core.ObjectIdentifier(algorithm["algorithm"].dotted).dump()
+    if not isinstance(params, core.Void):
+        if not isinstance(params, core.Null):
+            raise ValueError("digest algorithm parameters must be NULL or absent")
+        alg += core.Null().dump()
+    # Built by hand: asn1crypto would always add NULL parameters to a DigestAlgorithm.
+    body = (
+        core.Sequence(contents=alg).dump()
+        + core.OctetString(cert_id["issuer_name_hash"].native).dump()
+        + core.OctetString(cert_id["issuer_key_hash"].native).dump()
+        + core.Integer(cert_id["serial_number"].native).dump()
+    )
+    return asn1_ocsp.CertId.load(core.Sequence(contents=body).dump())
+
+
 def _parse_request(der: bytes) -> _Request:
     req = asn1_ocsp.OCSPRequest.load(der, strict=True)
+    # asn1crypto parses lazily: parse everything now, so that a bad request fails here and
+    # the CertIDs we echo back are well-formed.
+    _ = req.native
     tbs = req["tbs_request"]
-    # asn1crypto parses lazily: force every part we rely on now, so a bad request fails here.
-    items = list(tbs["request_list"])
-    if not items:
+    cert_ids = [_canonical(item["req_cert"]) for item in tbs["request_list"]]
+    if not cert_ids:
         raise ValueError("empty requestList")
-    cert_ids = []
-    for item in items:
-        cert_id = item["req_cert"]
-        _ = (
-            cert_id["hash_algorithm"]["algorithm"].native,
-            cert_id["issuer_name_hash"].native,
-            cert_id["issuer_key_hash"].native,
-            cert_id["serial_number"].native,
-        )
-        cert_ids.append(cert_id)
     nonce = None
     for ext in tbs["request_extensions"] or []:
         if ext["extn_id"].native == "nonce":
