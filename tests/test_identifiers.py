@@ -19,6 +19,7 @@ from crossroad.identifiers import (
     ObjectType,
     SecurityServerId,
     ServiceId,
+    XRoadId,
     identifier_from_json,
     identifier_from_xml,
     parse_identifier,
@@ -47,7 +48,7 @@ any_id = clients | services | servers | groups | local_groups
 FAST = settings(max_examples=60, deadline=None)
 
 
-def xml_roundtrip(ident):  # type: ignore[no-untyped-def]
+def xml_roundtrip(ident: XRoadId) -> tuple[XRoadId, XRoadId]:
     element = ident.to_xml(f"{{{XROAD_NS}}}x")
     data = etree.tostring(element)
     parsed = etree.fromstring(data)
@@ -290,6 +291,7 @@ def test_json_forms() -> None:
         "service_code": "getX",
         "service_version": "v1",
     }
+    bad: object
     for bad in (
         [],
         {"object_type": "MEMBER"},

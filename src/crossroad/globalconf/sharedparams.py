@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import TypeVar
@@ -201,11 +202,15 @@ def decode_b64(text: str, code: str, name: str) -> bytes:
 
 def extensions_of(root: etree._Element) -> tuple[bytes, ...]:
     """Top-level elements in a foreign namespace: the ``any`` extension point."""
-    return tuple(
-        etree.tostring(child)
-        for child in root
-        if isinstance(child.tag, str) and child.tag.startswith("{")
-    )
+    out = []
+    for child in root:
+        if isinstance(child.tag, str) and child.tag.startswith("{"):
+            # A standalone copy without inherited, unused namespace declarations and tail.
+            element = copy.deepcopy(child)
+            element.tail = None
+            etree.cleanup_namespaces(element)
+            out.append(etree.tostring(element))
+    return tuple(out)
 
 
 # --- shared parameters: parse ---------------------------------------------------------------------
