@@ -356,3 +356,27 @@ def test_xml_parser_never_crashes(object_type: str, fields: list[tuple[str, str]
         etree.SubElement(element, f"{{{ID_NS}}}{name}").text = value
     with contextlib.suppress(XRoadError):
         identifier_from_xml(element)
+
+
+@FAST
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "object_type",
+                "xroad_instance",
+                "member_class",
+                "member_code",
+                "subsystem_code",
+                "service_code",
+                "service_version",
+                "server_code",
+                "group_code",
+            ]
+        ),
+        st.sampled_from([*ObjectType, "X"]) | st.text(max_size=3) | st.integers() | st.none(),
+    )
+)
+def test_json_parser_never_crashes(data: dict[str, object]) -> None:
+    with contextlib.suppress(XRoadError):
+        identifier_from_json(data)

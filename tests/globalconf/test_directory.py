@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crossroad.errors import XRoadError
 from crossroad.globalconf.directory import (
@@ -190,3 +192,12 @@ def test_allow_empty(tmp_path: Path) -> None:
     assert directory.instances() == ()
     assert directory.shared() is None
     assert directory.expires_at() is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=80) | st.text(max_size=40).map(lambda t: t.encode()))
+def test_metadata_parser_never_crashes(data: bytes) -> None:
+    try:
+        Metadata.parse(data)
+    except XRoadError as exc:
+        assert exc.code == "malformed_globalconf"  # noqa: PT017
