@@ -378,7 +378,8 @@ def verify_archive_chain(
     if not reports:
         return ChainReport(False, Code.INVALID_LOG_ARCHIVE, "No archive files given", ())
     if failed is not None:
-        return ChainReport(
-            False, failed.code, f"Archive file '{failed.name}': {failed.detail}", tuple(reports)
-        )
+        detail = failed.detail
+        if len(reports) > 1:
+            detail = f"Archive file '{failed.name}': {detail}"
+        return ChainReport(False, failed.code, detail, tuple(reports))
     return ChainReport(True, None, "", tuple(reports))
