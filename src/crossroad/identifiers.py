@@ -22,10 +22,10 @@ rules by default, the central server's strict regex with ``strict=True``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, Self, TypeAlias
 from urllib.parse import quote, unquote
 
 from lxml import etree
@@ -206,8 +206,37 @@ def _json_type(data: Any, code: str) -> ObjectType:
 # The identifier values
 
 
+class _Identifier:
+    """What every identifier shares: the XML form and the character rules."""
+
+    ERROR_CODE: ClassVar[str] = Code.INVALID_IDENTIFIER
+
+    @property
+    def object_type(self) -> ObjectType:
+        raise NotImplementedError
+
+    def xml_fields(self) -> list[tuple[str, str]]:
+        """The ``id:*`` children in schema order, as (local name, text)."""
+        raise NotImplementedError
+
+    def validate(self, strict: bool = False) -> Self:
+        """Apply the §1.2 character rules (``strict``: the central server's regex)."""
+        for name, value in self.xml_fields():
+            _check_component(name, value, self.ERROR_CODE, strict)
+        return self
+
+    def to_xml(
+        self,
+        tag: str | etree.QName,
+        parent: etree._Element | None = None,
+        nsmap: Mapping[str | None, str] | None = None,
+    ) -> etree._Element:
+        """The identifier as element ``tag`` (appended to ``parent`` if given)."""
+        return _build_xml(tag, self.object_type, self.xml_fields(), parent, nsmap)
+
+
 @dataclass(frozen=True)
-class ClientId:
+class ClientId(_Identifier):
     """A MEMBER (no subsystem) or a SUBSYSTEM."""
 
     instance: str
@@ -239,12 +268,6 @@ class ClientId:
         base = (self.instance, self.member_class, self.member_code)
         return base if self.subsystem_code is None else (*base, self.subsystem_code)
 
-    def validate(self, strict: bool = False) -> ClientId:
-        names = ("xRoadInstance", "memberClass", "memberCode", "subsystemCode")
-        for name, value in zip(names, self.parts(), strict=False):
-            _check_component(name, value, self.ERROR_CODE, strict)
-        return self
-
     def __str__(self) -> str:
         return f"{self.object_type}:{'/'.join(self.parts())}"
 
@@ -272,14 +295,6 @@ class ClientId:
     def xml_fields(self) -> list[tuple[str, str]]:
         names = ("xRoadInstance", "memberClass", "memberCode", "subsystemCode")
         return list(zip(names, self.parts(), strict=False))
-
-    def to_xml(
-        self,
-        tag: str | etree.QName,
-        parent: etree._Element | None = None,
-        nsmap: Mapping[str | None, str] | None = None,
-    ) -> etree._Element:
-        return _build_xml(tag, self.object_type, self.xml_fields(), parent, nsmap)
 
     @classmethod
     def from_header(cls, text: str) -> ClientId:
@@ -317,7 +332,7 @@ class ClientId:
 
 
 @dataclass(frozen=True)
-class ServiceId:
+class ServiceId(_Identifier):
     """A service of a member or subsystem; ``service_version`` is optional and not part of ACLs."""
 
     client: ClientId
@@ -333,11 +348,6 @@ class ServiceId:
 
     def without_version(self) -> ServiceId:
         return ServiceId(self.client, self.service_code)
-
-    def validate(self, strict: bool = False) -> ServiceId:
-        for name, value in self.xml_fields():
-            _check_component(name, value, self.ERROR_CODE, strict)
-        return self
 
     def __str__(self) -> str:
         c = self.client
@@ -384,14 +394,6 @@ class ServiceId:
             out.append(("serviceVersion", self.service_version))
         return out
 
-    def to_xml(
-        self,
-        tag: str | etree.QName,
-        parent: etree._Element | None = None,
-        nsmap: Mapping[str | None, str] | None = None,
-    ) -> etree._Element:
-        return _build_xml(tag, ObjectType.SERVICE, self.xml_fields(), parent, nsmap)
-
     @classmethod
     def from_path(cls, text: str) -> ServiceId:
         """The REST path form ``INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICECODE`` (exactly 5 parts)."""
@@ -431,7 +433,7 @@ class ServiceId:
 
 
 @dataclass(frozen=True)
-class SecurityServerId:
+class SecurityServerId(_Identifier):
     """A security server: its owner member and its server code."""
 
     owner: ClientId
@@ -447,11 +449,6 @@ class SecurityServerId:
     @property
     def instance(self) -> str:
         return self.owner.instance
-
-    def validate(self, strict: bool = False) -> SecurityServerId:
-        for name, value in self.xml_fields():
-            _check_component(name, value, self.ERROR_CODE, strict)
-        return self
 
     def parts(self) -> tuple[str, ...]:
         return (*self.owner.parts(), self.server_code)
@@ -479,14 +476,6 @@ class SecurityServerId:
 
     def xml_fields(self) -> list[tuple[str, str]]:
         return [*self.owner.xml_fields(), ("serverCode", self.server_code)]
-
-    def to_xml(
-        self,
-        tag: str | etree.QName,
-        parent: etree._Element | None = None,
-        nsmap: Mapping[str | None, str] | None = None,
-    ) -> etree._Element:
-        return _build_xml(tag, ObjectType.SERVER, self.xml_fields(), parent, nsmap)
 
     @classmethod
     def from_header(cls, text: str) -> SecurityServerId:
@@ -518,19 +507,13 @@ class SecurityServerId:
 
 
 @dataclass(frozen=True)
-class GlobalGroupId:
+class GlobalGroupId(_Identifier):
     """A global group of an instance (e.g. ``security-server-owners``)."""
 
     instance: str
     group_code: str
 
-    ERROR_CODE: ClassVar[str] = Code.INVALID_IDENTIFIER
     object_type: ClassVar[ObjectType] = ObjectType.GLOBALGROUP
-
-    def validate(self, strict: bool = False) -> GlobalGroupId:
-        for name, value in self.xml_fields():
-            _check_component(name, value, self.ERROR_CODE, strict)
-        return self
 
     def __str__(self) -> str:
         return f"GLOBALGROUP:{self.instance}/{self.group_code}"
@@ -553,14 +536,6 @@ class GlobalGroupId:
     def xml_fields(self) -> list[tuple[str, str]]:
         return [("xRoadInstance", self.instance), ("groupCode", self.group_code)]
 
-    def to_xml(
-        self,
-        tag: str | etree.QName,
-        parent: etree._Element | None = None,
-        nsmap: Mapping[str | None, str] | None = None,
-    ) -> etree._Element:
-        return _build_xml(tag, ObjectType.GLOBALGROUP, self.xml_fields(), parent, nsmap)
-
     def to_json(self) -> dict[str, str]:
         return {
             "object_type": ObjectType.GLOBALGROUP.value,
@@ -579,17 +554,12 @@ class GlobalGroupId:
 
 
 @dataclass(frozen=True)
-class LocalGroupId:
+class LocalGroupId(_Identifier):
     """A local group, scoped to the service-owning client on one security server."""
 
     group_code: str
 
-    ERROR_CODE: ClassVar[str] = Code.INVALID_IDENTIFIER
     object_type: ClassVar[ObjectType] = ObjectType.LOCALGROUP
-
-    def validate(self, strict: bool = False) -> LocalGroupId:
-        _check_component("groupCode", self.group_code, self.ERROR_CODE, strict)
-        return self
 
     def __str__(self) -> str:
         return f"LOCALGROUP:{self.group_code}"
@@ -612,14 +582,6 @@ class LocalGroupId:
     def xml_fields(self) -> list[tuple[str, str]]:
         return [("groupCode", self.group_code)]
 
-    def to_xml(
-        self,
-        tag: str | etree.QName,
-        parent: etree._Element | None = None,
-        nsmap: Mapping[str | None, str] | None = None,
-    ) -> etree._Element:
-        return _build_xml(tag, ObjectType.LOCALGROUP, self.xml_fields(), parent, nsmap)
-
     def to_json(self) -> dict[str, str]:
         return {"object_type": ObjectType.LOCALGROUP.value, "group_code": self.group_code}
 
@@ -632,44 +594,28 @@ class LocalGroupId:
 
 XRoadId: TypeAlias = ClientId | ServiceId | SecurityServerId | GlobalGroupId | LocalGroupId
 
-_BY_TYPE: dict[ObjectType, Callable[[Any], XRoadId]] = {
-    ObjectType.MEMBER: ClientId.from_xml,
-    ObjectType.SUBSYSTEM: ClientId.from_xml,
-    ObjectType.SERVICE: ServiceId.from_xml,
-    ObjectType.SERVER: SecurityServerId.from_xml,
-    ObjectType.GLOBALGROUP: GlobalGroupId.from_xml,
-    ObjectType.LOCALGROUP: LocalGroupId.from_xml,
-}
-_PARSE_BY_TYPE: dict[ObjectType, Callable[[str], XRoadId]] = {
-    ObjectType.MEMBER: ClientId.parse,
-    ObjectType.SUBSYSTEM: ClientId.parse,
-    ObjectType.SERVICE: ServiceId.parse,
-    ObjectType.SERVER: SecurityServerId.parse,
-    ObjectType.GLOBALGROUP: GlobalGroupId.parse,
-    ObjectType.LOCALGROUP: LocalGroupId.parse,
-}
-_JSON_BY_TYPE: dict[ObjectType, Callable[[Any], XRoadId]] = {
-    ObjectType.MEMBER: ClientId.from_json,
-    ObjectType.SUBSYSTEM: ClientId.from_json,
-    ObjectType.SERVICE: ServiceId.from_json,
-    ObjectType.SERVER: SecurityServerId.from_json,
-    ObjectType.GLOBALGROUP: GlobalGroupId.from_json,
-    ObjectType.LOCALGROUP: LocalGroupId.from_json,
+_CLASS_BY_TYPE: dict[ObjectType, type[XRoadId]] = {
+    ObjectType.MEMBER: ClientId,
+    ObjectType.SUBSYSTEM: ClientId,
+    ObjectType.SERVICE: ServiceId,
+    ObjectType.SERVER: SecurityServerId,
+    ObjectType.GLOBALGROUP: GlobalGroupId,
+    ObjectType.LOCALGROUP: LocalGroupId,
 }
 
 
 def parse_identifier(text: str) -> XRoadId:
     """Parse any identifier from its ``TYPE:...`` string form."""
     object_type, _ = _split_typed(text, Code.INVALID_IDENTIFIER)
-    return _PARSE_BY_TYPE[object_type](text)
+    return _CLASS_BY_TYPE[object_type].parse(text)
 
 
 def identifier_from_xml(element: Any) -> XRoadId:
     """Parse any identifier element, choosing the type by its ``id:objectType``."""
     object_type, _ = _xml_fields(element, Code.INVALID_IDENTIFIER)
-    return _BY_TYPE[object_type](element)
+    return _CLASS_BY_TYPE[object_type].from_xml(element)
 
 
 def identifier_from_json(data: Any) -> XRoadId:
     """Parse any identifier from its snake_case JSON object."""
-    return _JSON_BY_TYPE[_json_type(data, Code.INVALID_IDENTIFIER)](data)
+    return _CLASS_BY_TYPE[_json_type(data, Code.INVALID_IDENTIFIER)].from_json(data)

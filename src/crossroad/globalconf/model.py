@@ -8,7 +8,8 @@ them into ``cryptography`` objects when it builds a trust policy.
 
 Element names follow the XSD; the XML codec lives in :mod:`.sharedparams` and
 :mod:`.privateparams`.  The lookups that a security server needs (members, servers, addresses,
-groups, OCSP responders by cost type) are methods of :class:`SharedParameters`.
+groups, OCSP responders by cost type) are methods of :class:`SharedParameters`, and so is the
+:class:`~crossroad.crypto.trust.TrustPolicy` it implies.
 """
 
 from __future__ import annotations
@@ -17,14 +18,20 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from functools import lru_cache
 
+from cryptography import x509
+
+from crossroad.crypto.certs import load_certificate
+from crossroad.crypto.trust import (
+    ApprovedCA,
+    ApprovedTSA,
+    IntermediateCA,
+    OcspResponder,
+    TrustPolicy,
+)
+from crossroad.errors import Code, XRoadError
 from crossroad.identifiers import ClientId, GlobalGroupId, SecurityServerId, ServiceId
-
-if TYPE_CHECKING:
-    from cryptography import x509
-
-    from crossroad.crypto.trust import TrustPolicy
 
 #: Versions of the shared-parameters schema this module reads and writes.
 SHARED_VERSIONS = (2, 3, 4, 5, 6)
@@ -235,8 +242,6 @@ class SharedParameters:
 
     def trust_policy(self, nextupdate: bool = True) -> TrustPolicy:
         """The crypto core's view: approved CAs, OCSP responders, TSAs, OCSP freshness."""
-        from crossroad.globalconf.sharedparams import build_trust_policy
-
         return build_trust_policy(self, nextupdate)
 
     @property
@@ -365,8 +370,6 @@ class SharedParameters:
         self, cert: x509.Certificate, preference: OcspPreference = OcspPreference.NONE
     ) -> tuple[OcspInfo, ...]:
         """OCSP responders of the approved CA (top or intermediate) that issued ``cert``."""
-        from crossroad.globalconf.sharedparams import find_ca_info
-
         info = find_ca_info(self, cert.issuer)
         return order_ocsp(info.ocsp, preference) if info else ()
 
@@ -374,8 +377,6 @@ class SharedParameters:
         self, ca_cert: x509.Certificate, preference: OcspPreference = OcspPreference.NONE
     ) -> tuple[OcspInfo, ...]:
         """OCSP responders listed for the approved CA certificate ``ca_cert`` itself."""
-        from crossroad.globalconf.sharedparams import find_ca_info
-
         info = find_ca_info(self, ca_cert.subject)
         return order_ocsp(info.ocsp, preference) if info else ()
 
@@ -411,6 +412,81 @@ def order_ocsp(
 
 def _unique(values: Iterator[str] | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
+
+
+# --- trust policy and certificate lookups ---------------------------------------------------------
+
+
+@lru_cache(maxsize=512)
+def _cert(data: bytes) -> x509.Certificate:
+    return load_certificate(data)
+
+
+def _load(data: bytes, where: str) -> x509.Certificate:
+    try:
+        return _cert(data)
+    except XRoadError as exc:
+        raise XRoadError(Code.MALFORMED_GLOBALCONF, f"{where}: {exc.detail}") from exc
+
+
+def _responders(info: CaInfo, where: str) -> tuple[OcspResponder, ...]:
+    return tuple(
+        OcspResponder(
+            url=o.url,
+            cert=_load(o.cert, f"{where} OCSP {o.url}") if o.cert is not None else None,
+            cost_type=o.cost_type.value if o.cost_type is not None else None,
+        )
+        for o in info.ocsp
+    )
+
+
+def build_trust_policy(params: SharedParameters, nextupdate: bool = True) -> TrustPolicy:
+    cas = []
+    for ca in params.approved_cas:
+        where = f"approvedCA {ca.name!r}"
+        cas.append(
+            ApprovedCA(
+                name=ca.name,
+                top_ca=_load(ca.top_ca.cert, where),
+                certificate_profile=ca.certificate_profile_info,
+                intermediates=tuple(
+                    IntermediateCA(_load(i.cert, where), _responders(i, where))
+                    for i in ca.intermediate_cas
+                ),
+                ocsp=_responders(ca.top_ca, where),
+                authentication_only=bool(ca.authentication_only),
+            )
+        )
+    tsas = tuple(
+        ApprovedTSA(
+            name=t.name,
+            url=t.url,
+            cert=_load(t.cert, f"approvedTSA {t.name!r}"),
+            cost_type=t.cost_type.value if t.cost_type is not None else None,
+        )
+        for t in params.approved_tsas
+    )
+    return TrustPolicy(
+        instance=params.instance_identifier,
+        cas=tuple(cas),
+        tsas=tsas,
+        ocsp_freshness_seconds=params.global_settings.ocsp_freshness_seconds,
+        verify_ocsp_next_update=nextupdate,
+    )
+
+
+def find_ca_info(params: SharedParameters, subject: x509.Name) -> CaInfo | None:
+    """The top or intermediate CA entry whose certificate subject is ``subject``."""
+    wanted = subject.public_bytes()
+    for ca in params.approved_cas:
+        for info in ca.ca_infos():
+            try:
+                cert = _cert(info.cert)
+            except XRoadError:
+                continue  # an unreadable CA cannot be the issuer we look for
+            if cert.subject.public_bytes() == wanted:
+                return info
+    return None
 
 
 # --- private parameters and anchors --------------------------------------------------------------

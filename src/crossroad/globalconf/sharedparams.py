@@ -20,20 +20,10 @@ import base64
 import binascii
 import copy
 from collections.abc import Callable, Iterator
-from functools import lru_cache
 from typing import TypeVar
 
-from cryptography import x509
 from lxml import etree
 
-from crossroad.crypto.certs import load_certificate
-from crossroad.crypto.trust import (
-    ApprovedCA,
-    ApprovedTSA,
-    IntermediateCA,
-    OcspResponder,
-    TrustPolicy,
-)
 from crossroad.errors import Code, XRoadError
 from crossroad.globalconf.model import (
     SHARED_VERSIONS,
@@ -54,6 +44,8 @@ from crossroad.globalconf.model import (
     SecurityServer,
     SharedParameters,
     Subsystem,
+    build_trust_policy,
+    find_ca_info,
 )
 from crossroad.identifiers import ID_NS, XROAD_NS, ClientId, ServiceId
 
@@ -545,78 +537,3 @@ def _render_server(
         m = sub(el, "inMaintenanceMode")
         if server.maintenance.message is not None:
             sub(m, "message", server.maintenance.message)
-
-
-# --- trust policy and certificate lookups ---------------------------------------------------------
-
-
-@lru_cache(maxsize=512)
-def _cert(data: bytes) -> x509.Certificate:
-    return load_certificate(data)
-
-
-def _load(data: bytes, where: str) -> x509.Certificate:
-    try:
-        return _cert(data)
-    except XRoadError as exc:
-        raise XRoadError(Code.MALFORMED_GLOBALCONF, f"{where}: {exc.detail}") from exc
-
-
-def _responders(info: CaInfo, where: str) -> tuple[OcspResponder, ...]:
-    return tuple(
-        OcspResponder(
-            url=o.url,
-            cert=_load(o.cert, f"{where} OCSP {o.url}") if o.cert is not None else None,
-            cost_type=o.cost_type.value if o.cost_type is not None else None,
-        )
-        for o in info.ocsp
-    )
-
-
-def build_trust_policy(params: SharedParameters, nextupdate: bool = True) -> TrustPolicy:
-    cas = []
-    for ca in params.approved_cas:
-        where = f"approvedCA {ca.name!r}"
-        cas.append(
-            ApprovedCA(
-                name=ca.name,
-                top_ca=_load(ca.top_ca.cert, where),
-                certificate_profile=ca.certificate_profile_info,
-                intermediates=tuple(
-                    IntermediateCA(_load(i.cert, where), _responders(i, where))
-                    for i in ca.intermediate_cas
-                ),
-                ocsp=_responders(ca.top_ca, where),
-                authentication_only=bool(ca.authentication_only),
-            )
-        )
-    tsas = tuple(
-        ApprovedTSA(
-            name=t.name,
-            url=t.url,
-            cert=_load(t.cert, f"approvedTSA {t.name!r}"),
-            cost_type=t.cost_type.value if t.cost_type is not None else None,
-        )
-        for t in params.approved_tsas
-    )
-    return TrustPolicy(
-        instance=params.instance_identifier,
-        cas=tuple(cas),
-        tsas=tsas,
-        ocsp_freshness_seconds=params.global_settings.ocsp_freshness_seconds,
-        verify_ocsp_next_update=nextupdate,
-    )
-
-
-def find_ca_info(params: SharedParameters, subject: x509.Name) -> CaInfo | None:
-    """The top or intermediate CA entry whose certificate subject is ``subject``."""
-    wanted = subject.public_bytes()
-    for ca in params.approved_cas:
-        for info in ca.ca_infos():
-            try:
-                cert = _cert(info.cert)
-            except XRoadError:
-                continue  # an unreadable CA cannot be the issuer we look for
-            if cert.subject.public_bytes() == wanted:
-                return info
-    return None
