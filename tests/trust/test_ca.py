@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from crossroad.crypto.certs import is_auth_cert, is_sign_cert, load_certificate
+from crossroad.crypto.profiles import member_id_from_sign_cert, server_code_from_auth_cert
 from crossroad.errors import Code, XRoadError
 from crossroad.identifiers import ClientId, SecurityServerId
 from crossroad.testing.pki import rsa_key
@@ -170,6 +171,24 @@ def test_subject_from_identifiers(
     if kw.get("dns_name"):
         san = ext(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
         assert san.get_values_for_type(x509.DNSName) == ["ss2.example.org"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("profile", "java_class"),
+    [
+        ("fivrk", "FiVRKCertificateProfileInfoProvider"),
+        ("ejbca", "EjbcaCertificateProfileInfoProvider"),
+    ],
+)
+def test_relying_side_reads_the_identity_back(ca: TestCA, profile: str, java_class: str) -> None:
+    """What the CA writes, crypto.profiles (the verifier's side) maps back to the same ids."""
+    java = "ee.ria.xroad.common.certificateprofile.impl." + java_class
+    sign = ca.issue(
+        make_csr("/CN=x"), "sign", now=NOW, profile=profile, member=MEMBER, server=SERVER
+    )
+    assert member_id_from_sign_cert(sign, java, "DEV") == MEMBER
+    auth = ca.issue(make_csr("/CN=x"), "auth", now=NOW, profile=profile, server=SERVER)
+    assert server_code_from_auth_cert(auth, java) == "ss2"
 
 
 def _asic_signer(vectors: Path) -> x509.Certificate:

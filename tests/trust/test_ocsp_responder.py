@@ -14,6 +14,9 @@ from cryptography.x509 import ocsp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crossroad.crypto.ocsp import build_request, verify_response
+from crossroad.crypto.trust import ApprovedCA, OcspResponder, TrustPolicy
+from crossroad.errors import Code, XRoadError
 from crossroad.testing.pki import rsa_key
 from crossroad.trust.ca import TestCA, parse_name
 from crossroad.trust.ocsp_responder import TestOcspResponder
@@ -79,6 +82,38 @@ def test_good(ca: TestCA, responder: TestOcspResponder) -> None:
     assert resp.next_update_utc is None  # like the NIIS dev CA
     assert resp.hash_algorithm.name == "sha1"
     assert len(resp.extensions) == 0
+
+
+def _trust(ca: TestCA, responder: TestOcspResponder) -> TrustPolicy:
+    approved = ApprovedCA(
+        name="Test CA",
+        top_ca=ca.cert,
+        certificate_profile="ee.ria.xroad.common.certificateprofile.impl."
+        "FiVRKCertificateProfileInfoProvider",
+        ocsp=(OcspResponder("http://127.0.0.1:8888/", responder.cert),),
+    )
+    return TrustPolicy(instance="DEV", cas=(approved,))
+
+
+def test_verified_by_the_x_road_verifier(ca: TestCA, responder: TestOcspResponder) -> None:
+    """crypto.ocsp (what security servers run on responses) accepts good, refuses revoked."""
+    leaf = _leaf(ca)
+    trust = _trust(ca, responder)
+    request = build_request(leaf, ca.cert)  # SHA-1 CertID, no nonce: as a security server asks
+    der = responder.respond(request, now=NOW, lookup=ca.status)
+    status = verify_response(der, leaf, ca.cert, trust, NOW + dt.timedelta(minutes=1))
+    assert status.good
+    assert status.this_update == NOW
+    ca.revoke(leaf.serial_number, "keyCompromise", at=NOW)
+    der = responder.respond(request, now=NOW, lookup=ca.status)
+    with pytest.raises(XRoadError) as info:
+        verify_response(der, leaf, ca.cert, trust, NOW)
+    assert info.value.code == Code.CERT_VALIDATION
+    # Stale: thisUpdate older than ocspFreshnessSeconds before the verification time.
+    other = _leaf(ca)
+    der = responder.respond(build_request(other, ca.cert), now=NOW, lookup=ca.status)
+    with pytest.raises(XRoadError, match="too old"):
+        verify_response(der, other, ca.cert, trust, NOW + dt.timedelta(hours=2))
 
 
 def test_revoked_then_reported(ca: TestCA, responder: TestOcspResponder) -> None:

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from aiohttp import web
 from cryptography import x509
@@ -167,24 +167,24 @@ def ca_app(services: _Services) -> web.Application:
         )
 
     async def revoke(request: web.Request) -> web.Response:
-        if _media_type(request) == "application/x-www-form-urlencoded":
-            form = await request.post()
-            serial_text, reason = str(form.get("serial", "")), form.get("reason")
-        else:
-            serial_text, reason = await request.text(), request.query.get("reason")
+        # The serial as the body (text/plain), or an HTML form with fields serial and reason.
+        text = (await request.read()).decode("utf-8", "replace")
+        reason = request.query.get("reason")
+        if "serial=" in text:
+            form = parse_qs(text)
+            text = form.get("serial", [""])[0]
+            reason = form.get("reason", [reason or ""])[0] or None
         try:
             record = services.ca.revoke(
-                _parse_serial(serial_text),
-                str(reason) if reason else None,
+                _parse_serial(text),
+                reason,
                 at=services.clock.now(),
             )
         except XRoadError as err:
             return _error(400, err)
         log.info("revoked certificate %d (%s)", record.serial, record.reason)
-        assert record.revoked_at is not None
-        return web.Response(
-            text=f"revoked {record.serial} {record.reason} {record.revoked_at.isoformat()}\n"
-        )
+        at = record.revoked_at.isoformat() if record.revoked_at else ""
+        return web.Response(text=f"revoked {record.serial} {record.reason} {at}\n")
 
     def cert_handler(role: str) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
