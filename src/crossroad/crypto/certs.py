@@ -453,9 +453,13 @@ def _canonical(tag: int, content: bytes, tlv: bytes) -> str:
     return " ".join(text.lower().split())
 
 
-def names_equal(a: x509.Name | bytes, b: x509.Name | bytes) -> bool:
+def names_equal(a: x509.Name | bytes, b: x509.Name | bytes, *, any_order: bool = False) -> bool:
     """Name equality as Java compares principals: same attributes, values compared
-    case-insensitively with whitespace collapsed, string types ignored."""
+    case-insensitively with whitespace collapsed, string types ignored.
+
+    ``any_order``: RDNs may come in any order, as BouncyCastle ``X500Name.equals`` allows
+    (NIIS writes OCSP responder names from an RFC 2253 string, i.e. in reverse order).
+    """
     da, db = _name_der(a), _name_der(b)
     if da == db:
         return True
@@ -467,7 +471,10 @@ def names_equal(a: x509.Name | bytes, b: x509.Name | bytes) -> bool:
     def canon(rdns: list[list[_Ava]]) -> list[list[tuple[str, str]]]:
         return [sorted((o, _canonical(t, c, v)) for o, t, c, v in rdn) for rdn in rdns]
 
-    return canon(ra) == canon(rb)
+    ca, cb = canon(ra), canon(rb)
+    if any_order:
+        return sorted(ca) == sorted(cb)
+    return ca == cb
 
 
 # ---------------------------------------------------------------------------------------------
