@@ -125,9 +125,14 @@ def b64decode(text: str | None, code: str, what: str) -> bytes:
     if not _BASE64.fullmatch(compact):
         raise XRoadError(code, f"{what} is not valid base64")
     try:
-        return base64.b64decode(compact, validate=True)
+        decoded = base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:  # pragma: no cover - the regex already checks
         raise XRoadError(code, f"{what} is not valid base64") from exc
+    # Only the canonical spelling: unused trailing bits must be zero, so that no two texts
+    # decode to the same value (every encoder X-Road uses writes them so).
+    if base64.b64encode(decoded).decode("ascii") != compact:
+        raise XRoadError(code, f"{what} is not canonical base64")
+    return decoded
 
 
 def b64encode(data: bytes) -> str:
