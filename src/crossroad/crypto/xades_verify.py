@@ -21,14 +21,13 @@ NIIS's, because it decides which fault code a peer sees:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from crossroad.crypto import chain, hashchain, keys
+from crossroad.crypto import chain, hashchain, keys, ocsp
 from crossroad.crypto.certs import is_sign_cert
 from crossroad.crypto.hashchain import MESSAGE, SIG_HASH_CHAIN, SIG_HASH_CHAIN_RESULT
 from crossroad.crypto.profiles import member_id_from_sign_cert
@@ -55,7 +54,8 @@ class SignatureInfo:
     references: tuple[str, ...]
     extra_certs: tuple[x509.Certificate, ...]
     ocsp_responses: tuple[bytes, ...]
-    ocsp_statuses: tuple[Any, ...]
+    cert_path: chain.CertPath  # signing certificate up to its approved CA
+    ocsp_statuses: tuple[ocsp.OcspStatus, ...]  # one per checked certificate, leaf first
 
 
 def _malformed(detail: str) -> XRoadError:
@@ -226,7 +226,12 @@ def verify_parsed(
     if not chained:
         _check_covers_parts(parsed, part_digests)
     path = chain.build_path(cert, parsed.extra_certs, trust)
-    statuses = chain.validate_path(path, at, parsed.ocsp_responses, trust)
+    chain.validate_path(path, at, parsed.ocsp_responses, trust)
+    # validate_path accepted every response; keep what they say for the caller (cheap).
+    statuses = tuple(
+        ocsp.find_and_verify(c, path.issuer_of(i), parsed.ocsp_responses, trust, at, ca=path.ca)
+        for i, c in enumerate(path.checked)
+    )
     return SignatureInfo(
         signing_cert=cert,
         signer=member,
@@ -236,7 +241,8 @@ def verify_parsed(
         references=tuple(r.uri for r in parsed.references),
         extra_certs=parsed.extra_certs,
         ocsp_responses=parsed.ocsp_responses,
-        ocsp_statuses=tuple(statuses) if isinstance(statuses, Sequence) else (),
+        cert_path=path,
+        ocsp_statuses=statuses,
     )
 
 
