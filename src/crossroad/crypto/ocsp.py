@@ -227,7 +227,7 @@ class OcspStatus:
         return self.status.upper()
 
 
-def _pss_padding(der: bytes) -> padding.PSS | None:
+def _pss_params(der: bytes) -> tuple[padding.PSS, hashes.HashAlgorithm] | None:
     """The parameters of an RSASSA-PSS response signature (cryptography does not expose them)."""
     try:
         basic = asn1_ocsp.OCSPResponse.load(der)["response_bytes"]["response"].parsed
@@ -244,7 +244,8 @@ def _pss_padding(der: bytes) -> padding.PSS | None:
         }
         if hash_name not in algs or mgf_hash not in algs:
             return None
-        return padding.PSS(mgf=padding.MGF1(algs[mgf_hash]()), salt_length=salt)
+        pss = padding.PSS(mgf=padding.MGF1(algs[mgf_hash]()), salt_length=salt)
+        return pss, algs[hash_name]()
     except Exception:  # asn1crypto raises assorted types on odd input
         return None
 
@@ -255,10 +256,10 @@ def _signature_valid(resp: OcspResponse, signer: x509.Certificate) -> bool:
         h = resp.signature_hash
         if isinstance(key, rsa.RSAPublicKey):
             if resp.signature_oid == SignatureAlgorithmOID.RSASSA_PSS.dotted_string:
-                pss = _pss_padding(resp.der)
-                if pss is None or h is None:
+                params = _pss_params(resp.der)
+                if params is None:
                     return False
-                key.verify(resp.signature, resp.tbs, pss, h)
+                key.verify(resp.signature, resp.tbs, *params)
             elif h is not None:
                 key.verify(resp.signature, resp.tbs, padding.PKCS1v15(), h)
             else:
