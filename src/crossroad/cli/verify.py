@@ -193,6 +193,8 @@ def _run(
     previous: Path | None,
     first: bool,
 ) -> int:
+    if first and previous is not None:
+        raise _CannotRun("--first and --previous exclude each other")
     at = _parse_at(at_text)
     trust = _Trust(globalconf)
     blobs = [(p, _read(p)) for p in paths]
