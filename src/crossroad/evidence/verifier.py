@@ -193,6 +193,9 @@ def verify_container(
         return run.report()
     except XRoadError as err:
         return run.report((step, err))
+    except Exception as exc:  # a bug must not turn a verdict into a traceback
+        internal = XRoadError(Code.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+        return run.report((step, internal))
 
 
 def _record_signature(run: _Run, info: SignatureInfo, trust: TrustPolicy) -> None:
