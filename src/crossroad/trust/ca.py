@@ -22,6 +22,7 @@ CN=memberCode``; auth ``C=instance, CN=serverCode``) or ``csr`` (the CSR's subje
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import re
 import warnings
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from crossroad.crypto.certs import name_field
 from crossroad.errors import Code, XRoadError
 from crossroad.identifiers import ClientId, SecurityServerId
 
@@ -48,19 +50,8 @@ LeafKind = Literal["sign", "auth"]
 CertKind = Literal["sign", "auth", "ocsp", "tsa"]
 CertState = Literal["good", "revoked", "unknown"]
 
-# RFC 5280 CRLReason names (asn1crypto spelling); value 7 is unused.
-REVOCATION_REASONS = (
-    "unspecified",
-    "key_compromise",
-    "ca_compromise",
-    "affiliation_changed",
-    "superseded",
-    "cessation_of_operation",
-    "certificate_hold",
-    "remove_from_crl",
-    "privilege_withdrawn",
-    "aa_compromise",
-)
+# RFC 5280 CRLReason names in snake case, as asn1crypto spells them (key_compromise, ...).
+REVOCATION_REASONS = tuple(flag.name for flag in x509.ReasonFlags)
 
 
 class Profile(StrEnum):
@@ -69,13 +60,9 @@ class Profile(StrEnum):
     CSR = "csr"
 
 
-# Shared parameters name profiles by Java class; accept those spellings too.
-_PROFILE_ALIASES = {
-    "fivrk": Profile.FIVRK,
-    "fivrkcertificateprofileinfoprovider": Profile.FIVRK,
-    "ejbca": Profile.EJBCA,
-    "ejbcacertificateprofileinfoprovider": Profile.EJBCA,
-    "csr": Profile.CSR,
+# Shared parameters name profiles by Java class (FiVRKCertificateProfileInfoProvider).
+_PROFILE_ALIASES = {p.value: p for p in Profile} | {
+    f"{p.value}certificateprofileinfoprovider": p for p in (Profile.FIVRK, Profile.EJBCA)
 }
 
 
@@ -279,14 +266,6 @@ def load_csr(data: bytes | str | x509.CertificateSigningRequest) -> x509.Certifi
     return csr
 
 
-def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
-    values = name.get_attributes_for_oid(oid)
-    if not values:
-        return None
-    value = values[0].value
-    return value if isinstance(value, str) else value.decode("utf-8", "replace")
-
-
 def _attribute(oid: x509.ObjectIdentifier, value: str) -> x509.NameAttribute[str]:
     # X-Road puts instance codes such as "DEV" into countryName (Ejbca profile); the ISO 3166
     # two-letter check cryptography applies would refuse them, Java/NIIS does not check.
@@ -300,6 +279,14 @@ def _name(*pairs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
     return x509.Name([_attribute(oid, value) for oid, value in pairs])
 
 
+_C, _O, _CN, _SN = (
+    NameOID.COUNTRY_NAME,
+    NameOID.ORGANIZATION_NAME,
+    NameOID.COMMON_NAME,
+    NameOID.SERIAL_NUMBER,
+)
+
+
 def subject_for(
     kind: LeafKind,
     profile: Profile,
@@ -310,57 +297,36 @@ def subject_for(
     dns_name: str | None = None,
 ) -> x509.Name:
     """The subject a ``kind`` certificate of ``member`` / ``server`` gets under ``profile``."""
+    if profile is Profile.CSR:
+        raise XRoadError(
+            Code.INVALID_REQUEST, "The csr profile takes the subject from the CSR, not from ids"
+        )
     if kind == "sign":
         if member is None:
             raise XRoadError(Code.INVALID_REQUEST, "A signing certificate needs the member id")
-        member = member.member_id().validate()
+        m = member.member_id().validate()
         if profile is Profile.EJBCA:
-            return _name(
-                (NameOID.COUNTRY_NAME, member.instance),
-                (NameOID.ORGANIZATION_NAME, member.member_class),
-                (NameOID.COMMON_NAME, member.member_code),
-            )
-        if profile is Profile.FIVRK:
-            if server is None:
-                raise XRoadError(
-                    Code.INVALID_REQUEST,
-                    "The FiVRK profile puts the server code in the signing certificate: "
-                    "give the security server id too",
-                )
-            return _name(
-                (NameOID.COUNTRY_NAME, "FI"),
-                (NameOID.ORGANIZATION_NAME, org_name or member.member_code),
-                (NameOID.COMMON_NAME, member.member_code),
-                (
-                    NameOID.SERIAL_NUMBER,
-                    f"{member.instance}/{server.server_code}/{member.member_class}",
-                ),
-            )
-    else:
+            return _name((_C, m.instance), (_O, m.member_class), (_CN, m.member_code))
         if server is None:
             raise XRoadError(
-                Code.INVALID_REQUEST, "An authentication certificate needs the security server id"
+                Code.INVALID_REQUEST,
+                "The FiVRK profile puts the server code in the signing certificate: "
+                "give the security server id too",
             )
-        server = server.validate()
-        if profile is Profile.EJBCA:
-            return _name(
-                (NameOID.COUNTRY_NAME, server.instance),
-                (NameOID.COMMON_NAME, server.server_code),
-            )
-        if profile is Profile.FIVRK:
-            owner = server.owner
-            return _name(
-                (NameOID.COUNTRY_NAME, "FI"),
-                (NameOID.ORGANIZATION_NAME, org_name or owner.member_code),
-                (NameOID.COMMON_NAME, dns_name or server.server_code),
-                (
-                    NameOID.SERIAL_NUMBER,
-                    f"{owner.instance}/{server.server_code}/{owner.member_class}",
-                ),
-            )
-    raise XRoadError(
-        Code.INVALID_REQUEST, f"Profile {profile} takes the subject from the CSR, not from ids"
-    )
+        serial = f"{m.instance}/{server.server_code}/{m.member_class}"
+        return _name(
+            (_C, "FI"), (_O, org_name or m.member_code), (_CN, m.member_code), (_SN, serial)
+        )
+    if server is None:
+        raise XRoadError(
+            Code.INVALID_REQUEST, "An authentication certificate needs the security server id"
+        )
+    s, owner = server.validate(), server.owner
+    if profile is Profile.EJBCA:
+        return _name((_C, s.instance), (_CN, s.server_code))
+    serial = f"{owner.instance}/{s.server_code}/{owner.member_class}"
+    cn = dns_name or s.server_code
+    return _name((_C, "FI"), (_O, org_name or owner.member_code), (_CN, cn), (_SN, serial))
 
 
 def check_subject(
@@ -370,11 +336,11 @@ def check_subject(
     if profile is Profile.CSR:
         return
     where = f"{kind} certificate subject {display_name(subject)!r} ({profile} profile)"
-    cn = _attr(subject, NameOID.COMMON_NAME)
+    cn = name_field(subject, NameOID.COMMON_NAME)
     if not cn:
         raise XRoadError(Code.INVALID_REQUEST, f"The {where} has no CN")
     if profile is Profile.FIVRK:
-        serial = _attr(subject, NameOID.SERIAL_NUMBER) or ""
+        serial = name_field(subject, NameOID.SERIAL_NUMBER) or ""
         parts = serial.split("/")
         if len(parts) != 3 or not all(parts):
             raise XRoadError(
@@ -386,31 +352,19 @@ def check_subject(
                 Code.INVALID_REQUEST, f"The {where} names instance {parts[0]!r}, not {instance!r}"
             )
         return
-    country = _attr(subject, NameOID.COUNTRY_NAME)
+    country = name_field(subject, NameOID.COUNTRY_NAME)
     if not country:
         raise XRoadError(Code.INVALID_REQUEST, f"The {where} needs C=instance")
     if instance is not None and country != instance:
         raise XRoadError(
             Code.INVALID_REQUEST, f"The {where} names instance {country!r}, not {instance!r}"
         )
-    if kind == "sign" and not _attr(subject, NameOID.ORGANIZATION_NAME):
+    if kind == "sign" and not name_field(subject, NameOID.ORGANIZATION_NAME):
         raise XRoadError(Code.INVALID_REQUEST, f"The {where} needs O=memberClass")
 
 
-_NO_USAGE = dict.fromkeys(
-    (
-        "digital_signature",
-        "content_commitment",
-        "key_encipherment",
-        "data_encipherment",
-        "key_agreement",
-        "key_cert_sign",
-        "crl_sign",
-        "encipher_only",
-        "decipher_only",
-    ),
-    False,
-)
+# Every KeyUsage flag off; issuers switch on what a certificate kind needs.
+_NO_USAGE = dict.fromkeys(inspect.signature(x509.KeyUsage).parameters, False)
 
 
 def _seconds(at: dt.datetime) -> dt.datetime:
@@ -485,11 +439,10 @@ class TestCA:
         subject: x509.Name,
         public_key: CertificatePublicKeyTypes,
         kind: CertKind,
-        *,
         now: dt.datetime,
         days: int,
         extensions: list[tuple[x509.ExtensionType, bool]],
-        with_aia: bool,
+        with_aia: bool = True,
     ) -> x509.Certificate:
         if days <= 0:
             raise XRoadError(Code.INVALID_REQUEST, f"Validity of {days} days is not positive")
@@ -520,15 +473,9 @@ class TestCA:
         for ext, critical in extensions:
             builder = builder.add_extension(ext, critical=critical)
         if with_aia and self.ocsp_url:
-            aia = x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.OCSP,
-                        x509.UniformResourceIdentifier(self.ocsp_url),
-                    )
-                ]
-            )
-            builder = builder.add_extension(aia, critical=False)
+            url = x509.UniformResourceIdentifier(self.ocsp_url)
+            aia = x509.AccessDescription(AuthorityInformationAccessOID.OCSP, url)
+            builder = builder.add_extension(x509.AuthorityInformationAccess([aia]), critical=False)
         try:
             cert = builder.sign(self.key, hashes.SHA256())
         except ValueError as exc:
@@ -570,18 +517,15 @@ class TestCA:
             )
         request = load_csr(csr)
         prof = parse_profile(profile)
-        explicit = member is not None if kind == "sign" else server is not None
-        if explicit:
+        ident = member if kind == "sign" else server
+        if ident is not None:
             subject = subject_for(
                 kind, prof, member=member, server=server, org_name=org_name, dns_name=dns_name
             )
-            ident_instance = member.instance if member is not None else None
-            ident_instance = ident_instance or (server.instance if server is not None else None)
-            if instance is not None and ident_instance != instance:
+            if instance is not None and ident.instance != instance:
                 raise XRoadError(
                     Code.INVALID_REQUEST,
-                    f"The identifier is of instance {ident_instance!r}, "
-                    f"this CA serves {instance!r}",
+                    f"The identifier is of instance {ident.instance!r}; this CA: {instance!r}",
                 )
         else:
             with _lenient_names():
@@ -604,15 +548,7 @@ class TestCA:
             extensions = [(x509.KeyUsage(**usage), True), (eku, False)]
             if dns_name:
                 extensions.append((x509.SubjectAlternativeName([x509.DNSName(dns_name)]), False))
-        return self._build(
-            subject,
-            public_key,
-            kind,
-            now=now,
-            days=days,
-            extensions=extensions,
-            with_aia=True,
-        )
+        return self._build(subject, public_key, kind, now, days, extensions)
 
     def issue_ocsp_responder(
         self,
@@ -623,19 +559,13 @@ class TestCA:
         days: int = DEFAULT_DAYS,
     ) -> x509.Certificate:
         """A delegated OCSP responder certificate (EKU OCSPSigning, no revocation check)."""
-        return self._build(
-            parse_name(subject),
-            public_key,
-            "ocsp",
-            now=now,
-            days=days,
-            extensions=[
-                (x509.KeyUsage(**dict(_NO_USAGE, digital_signature=True)), True),
-                (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), True),
-                (x509.OCSPNoCheck(), False),
-            ],
-            with_aia=False,
-        )
+        extensions: list[tuple[x509.ExtensionType, bool]] = [
+            (x509.KeyUsage(**dict(_NO_USAGE, digital_signature=True)), True),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), True),
+            (x509.OCSPNoCheck(), False),
+        ]
+        # No AIA: with ocsp-nocheck nobody asks the responder about itself.
+        return self._build(parse_name(subject), public_key, "ocsp", now, days, extensions, False)
 
     def issue_tsa(
         self,
@@ -647,18 +577,11 @@ class TestCA:
     ) -> x509.Certificate:
         """A time-stamping unit certificate (EKU timeStamping, critical, RFC 3161 §2.3)."""
         usage = dict(_NO_USAGE, digital_signature=True, content_commitment=True)
-        return self._build(
-            parse_name(subject),
-            public_key,
-            "tsa",
-            now=now,
-            days=days,
-            extensions=[
-                (x509.KeyUsage(**usage), True),
-                (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True),
-            ],
-            with_aia=True,
-        )
+        extensions: list[tuple[x509.ExtensionType, bool]] = [
+            (x509.KeyUsage(**usage), True),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True),
+        ]
+        return self._build(parse_name(subject), public_key, "tsa", now, days, extensions)
 
     # -- revocation ------------------------------------------------------------------------
 
