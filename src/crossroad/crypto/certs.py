@@ -16,10 +16,10 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import re
 from collections.abc import Iterator
 
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
@@ -53,17 +53,33 @@ def _first_tlv(data: bytes) -> bytes:
     return data[:end]
 
 
+# What cryptography raises on malformed input (InvalidVersion is not a ValueError).
+_PARSE_ERRORS = (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm)
+
+
+def _checked(cert: x509.Certificate) -> x509.Certificate:
+    """Parse what Java parses when it reads a certificate: cryptography decodes names and
+    extensions lazily, and a flaw found later must not surface as a foreign exception."""
+    try:
+        _ = (cert.subject, cert.issuer, cert.serial_number)
+        _ = (cert.not_valid_before_utc, cert.not_valid_after_utc)
+    except _PARSE_ERRORS as exc:
+        raise _incorrect("malformed certificate", exc) from exc
+    extensions(cert)
+    return cert
+
+
 def _load_der(der: bytes) -> list[x509.Certificate]:
     try:
-        return [x509.load_der_x509_certificate(der)]
-    except ValueError as exc:
+        return [_checked(x509.load_der_x509_certificate(der))]
+    except _PARSE_ERRORS as exc:
         try:
             certs = pkcs7.load_der_pkcs7_certificates(der)
-        except (ValueError, UnsupportedAlgorithm):
+        except _PARSE_ERRORS:
             raise _incorrect("not a DER certificate", exc) from exc
         if not certs:
             raise _incorrect("PKCS#7 structure holds no certificates") from exc
-        return certs
+        return [_checked(c) for c in certs]
 
 
 def _load_pem_blocks(text: bytes) -> list[x509.Certificate]:
@@ -85,6 +101,9 @@ def load_certificates(data: bytes | str) -> list[x509.Certificate]:
     """All certificates in ``data``: a PEM bundle, DER (also PKCS#7), bare base64, base64-of-PEM."""
     raw = data.encode("ascii", "replace") if isinstance(data, str) else bytes(data)
     try:
+        if raw[:1] == b"\x30":
+            # Binary DER: never strip, its last bytes may well look like whitespace.
+            return _load_der(raw)
         stripped = raw.strip()
         if b"-----BEGIN " in stripped:
             return _load_pem_blocks(stripped)
@@ -121,34 +140,128 @@ def cert_hash_hex(cert: x509.Certificate, digest: DigestAlgorithm = SHA1) -> str
 
 def public_key_sha1(cert: x509.Certificate) -> bytes:
     """SHA-1 of the subjectPublicKey BIT STRING value (OCSP issuerKeyHash and responder KeyHash)."""
+    der = cert_der(cert)
     try:
-        return bytes(asn1_x509.Certificate.load(cert_der(cert)).public_key.sha1)
-    except Exception as exc:  # asn1crypto raises assorted types on odd input
+        fields = [f for f in _tbs_fields(der) if f[0] & 0xC0 == 0]  # skip [0] version etc.
+        _, _, spki_start, spki_end = fields[5]
+        bits = list(_children(der, spki_start, spki_end))[1]
+        if bits[0] != 0x03:
+            raise ValueError("subjectPublicKey is a BIT STRING")
+        return SHA1.digest(der[bits[2] + 1 : bits[3]])
+    except (ValueError, IndexError) as exc:
         raise _incorrect("cannot read the public key", exc) from exc
 
 
 # ---------------------------------------------------------------------------------------------
-# Key usage
+# Extensions, read with our own DER reader: cryptography refuses whole extension lists over
+# details Java accepts (x400Address/ediPartyName in a SAN), and key usage must still be known.
 
 
-def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+def _tbs_fields(der: bytes) -> list[tuple[int, int, int, int]]:
+    _, start, end = _tlv(der, 0)
+    tag, tbs_start, tbs_end = _tlv(der[:end], start)
+    if tag != 0x30:
+        raise ValueError("tbsCertificate is a SEQUENCE")
+    return list(_children(der, tbs_start, tbs_end))
+
+
+@functools.lru_cache(maxsize=1024)
+def extensions(cert: x509.Certificate) -> dict[str, tuple[bool, bytes]]:
+    """The certificate's extensions: OID -> (critical, DER of extnValue's content).
+    Malformed or duplicate extensions are ``incorrect_certificate`` (Java refuses them too)."""
+    der = cert_der(cert)
+    found: dict[str, tuple[bool, bytes]] = {}
     try:
-        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return None
+        for tag, _, start, end in _tbs_fields(der):
+            if tag != 0xA3:
+                continue
+            seq_tag, seq_start, seq_end = _tlv(der[:end], start)
+            if seq_tag != 0x30:
+                raise ValueError("extensions are a SEQUENCE")
+            for ext_tag, _, ext_start, ext_end in _children(der, seq_start, seq_end):
+                parts = list(_children(der, ext_start, ext_end))
+                if ext_tag != 0x30 or len(parts) not in (2, 3) or parts[0][0] != 0x06:
+                    raise ValueError("malformed extension")
+                if parts[-1][0] != 0x04 or (len(parts) == 3 and parts[1][0] != 0x01):
+                    raise ValueError("malformed extension")
+                oid = _oid(der[parts[0][2] : parts[0][3]])
+                critical = len(parts) == 3 and der[parts[1][2] : parts[1][3]] != b"\x00"
+                if oid in found:
+                    raise ValueError(f"duplicate extension {oid}")
+                found[oid] = (critical, der[parts[-1][2] : parts[-1][3]])
     except ValueError as exc:
         raise _incorrect("malformed extensions", exc) from exc
+    return found
+
+
+def critical_extensions(cert: x509.Certificate) -> tuple[str, ...]:
+    return tuple(oid for oid, (critical, _) in extensions(cert).items() if critical)
+
+
+def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> tuple[int, bytes] | None:
+    """The outer element (tag, content) of an extension's value, or None if absent."""
+    found = extensions(cert).get(oid.dotted_string)
+    if found is None:
+        return None
+    value = found[1]
+    try:
+        tag, start, end = _tlv(value, 0)
+    except ValueError as exc:
+        raise _incorrect(f"malformed extension {oid.dotted_string}", exc) from exc
+    return tag, value[start:end]
+
+
+# keyUsage bits (RFC 5280 4.2.1.3)
+DIGITAL_SIGNATURE, NON_REPUDIATION, KEY_ENCIPHERMENT, DATA_ENCIPHERMENT = 0, 1, 2, 3
+KEY_CERT_SIGN = 5
+
+
+def key_usage(cert: x509.Certificate) -> frozenset[int] | None:
+    """The keyUsage bits set (0 = digitalSignature ...), None when the extension is absent."""
+    found = _extension(cert, ExtensionOID.KEY_USAGE)
+    if found is None:
+        return None
+    tag, content = found
+    if tag != 0x03 or not content:
+        raise _incorrect("malformed keyUsage")
+    bits = content[1:]
+    return frozenset(i for i in range(len(bits) * 8) if bits[i // 8] & (0x80 >> (i % 8)))
 
 
 def extended_key_usage(cert: x509.Certificate) -> tuple[str, ...]:
     """The EKU OIDs (dotted), empty when the extension is absent."""
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
+    found = _extension(cert, ExtensionOID.EXTENDED_KEY_USAGE)
+    if found is None:
         return ()
+    tag, content = found
+    try:
+        if tag != 0x30:
+            raise ValueError("extKeyUsage is a SEQUENCE")
+        return tuple(_oid(content[s:e]) for t, _, s, e in _children(content, 0, len(content)))
     except ValueError as exc:
-        raise _incorrect("malformed extensions", exc) from exc
-    return tuple(oid.dotted_string for oid in eku)
+        raise _incorrect("malformed extKeyUsage", exc) from exc
+
+
+def basic_constraints(cert: x509.Certificate) -> tuple[bool, int | None] | None:
+    """(cA, pathLenConstraint) or None when the extension is absent."""
+    found = _extension(cert, ExtensionOID.BASIC_CONSTRAINTS)
+    if found is None:
+        return None
+    tag, content = found
+    ca, path_len = False, None
+    try:
+        if tag != 0x30:
+            raise ValueError("basicConstraints is a SEQUENCE")
+        for t, _, s, e in _children(content, 0, len(content)):
+            if t == 0x01:
+                ca = content[s:e] != b"\x00"
+            elif t == 0x02 and e > s:
+                path_len = int.from_bytes(content[s:e], "big", signed=True)
+            else:
+                raise ValueError("unexpected element in basicConstraints")
+    except ValueError as exc:
+        raise _incorrect("malformed basicConstraints", exc) from exc
+    return ca, path_len
 
 
 def is_auth_cert(cert: x509.Certificate) -> bool:
@@ -156,33 +269,29 @@ def is_auth_cert(cert: x509.Certificate) -> bool:
     keyEncipherment or dataEncipherment (NIIS ``CertUtils.isAuthCert``, protocols.md §4.1)."""
     if ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string in extended_key_usage(cert):
         return True
-    ku = _key_usage(cert)
+    ku = key_usage(cert)
     if ku is None:
         return False  # NIIS throws here; callers turn it into ssl_authentication_failed
-    return bool(ku.digital_signature or ku.key_encipherment or ku.data_encipherment)
+    return bool(ku & {DIGITAL_SIGNATURE, KEY_ENCIPHERMENT, DATA_ENCIPHERMENT})
 
 
 def is_sign_cert(cert: x509.Certificate) -> bool:
     """A signing certificate: keyUsage nonRepudiation (protocols.md §4.9 step 4, §10.1)."""
-    ku = _key_usage(cert)
-    return bool(ku is not None and ku.content_commitment)
+    ku = key_usage(cert)
+    return ku is not None and NON_REPUDIATION in ku
 
 
 def is_ca_cert(cert: x509.Certificate) -> bool:
     """basicConstraints cA=TRUE."""
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
-    except ValueError as exc:
-        raise _incorrect("malformed extensions", exc) from exc
+    bc = basic_constraints(cert)
+    return bc is not None and bc[0]
 
 
 def can_sign_certs(cert: x509.Certificate) -> bool:
-    """Whether ``cert`` may issue certificates: not an explicit end entity, and keyCertSign
-    when keyUsage is present (v1 certificates without extensions qualify, as in PKIX)."""
-    ku = _key_usage(cert)
-    return ku is None or bool(ku.key_cert_sign)
+    """Whether ``cert`` may issue certificates: keyCertSign when keyUsage is present
+    (v1 certificates without extensions qualify, as in PKIX)."""
+    ku = key_usage(cert)
+    return ku is None or KEY_CERT_SIGN in ku
 
 
 def verify_signature(cert: x509.Certificate, public_key: CertificatePublicKeyTypes) -> bool:
@@ -220,7 +329,7 @@ def verify_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# A minimal DER reader for names and general names (the raw value tags matter for Java's output)
+# A minimal DER reader (names keep their raw value tags, which matter for Java's output)
 
 
 def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
@@ -229,7 +338,7 @@ def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
         raise ValueError("truncated DER element")
     tag = data[pos]
     if tag & 0x1F == 0x1F:
-        raise ValueError("multi-byte DER tags are not used in names")
+        raise ValueError("multi-byte DER tags are not used here")
     first = data[pos + 1]
     start = pos + 2
     if first < 0x80:
@@ -506,16 +615,8 @@ def _java_ip(octets: bytes) -> str:
 
 
 def _san_raw(cert: x509.Certificate) -> bytes | None:
-    try:
-        tbs = asn1_x509.Certificate.load(cert_der(cert))["tbs_certificate"]
-        for ext in tbs["extensions"]:
-            if ext["extn_id"].dotted == ExtensionOID.SUBJECT_ALTERNATIVE_NAME.dotted_string:
-                return bytes(ext["extn_value"].contents)
-    except Exception as exc:  # asn1crypto raises assorted types on odd input
-        raise XRoadError(
-            Code.INCORRECT_CERTIFICATE, "Failed parsing the certificate information"
-        ) from exc
-    return None
+    found = extensions(cert).get(ExtensionOID.SUBJECT_ALTERNATIVE_NAME.dotted_string)
+    return None if found is None else found[1]
 
 
 def subject_alt_names(cert: x509.Certificate) -> str | None:

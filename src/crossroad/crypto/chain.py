@@ -27,10 +27,11 @@ from cryptography.x509.oid import ExtensionOID
 
 from crossroad.crypto import ocsp
 from crossroad.crypto.certs import (
+    basic_constraints,
     can_sign_certs,
     cert_der,
+    critical_extensions,
     describe,
-    is_ca_cert,
     names_equal,
     verify_issued_by,
 )
@@ -204,36 +205,30 @@ def _check_validity(cert: x509.Certificate, at: dt.datetime) -> None:
 
 def _check_critical_extensions(cert: x509.Certificate) -> None:
     try:
-        unknown = [
-            ext.oid.dotted_string
-            for ext in cert.extensions
-            if ext.critical and ext.oid.dotted_string not in _KNOWN_CRITICAL
-        ]
-    except ValueError as exc:
-        raise _cannot(f"Certificate {describe(cert)} has malformed extensions: {exc}") from exc
+        unknown = [oid for oid in critical_extensions(cert) if oid not in _KNOWN_CRITICAL]
+    except XRoadError as exc:
+        raise _cannot(f"Certificate {describe(cert)}: {exc.detail}") from exc
     if unknown:
         raise _cannot(
             f"Certificate {describe(cert)} has unrecognised critical extensions: {unknown}"
         )
 
 
-def _path_length(cert: x509.Certificate) -> int | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
-    except x509.ExtensionNotFound:
-        return None
-
-
 def _check_issuer(path: CertPath, index: int) -> None:
     """``path.certs[index]`` issues ``path.certs[index - 1]``: may it?"""
     issuer = path.certs[index]
-    if not can_sign_certs(issuer):
+    try:
+        may_sign = can_sign_certs(issuer)
+        constraints = basic_constraints(issuer)
+    except XRoadError as exc:
+        raise _cannot(f"Certificate {describe(issuer)}: {exc.detail}") from exc
+    if not may_sign:
         raise _cannot(f"Certificate {describe(issuer)} may not sign certificates (keyUsage)")
     if index >= path.anchor:
         return  # configured trust anchors are taken as they are (as Java's TrustAnchor)
-    if not is_ca_cert(issuer):
+    if constraints is None or not constraints[0]:
         raise _cannot(f"Certificate {describe(issuer)} is not a CA certificate")
-    limit = _path_length(issuer)
+    limit = constraints[1]
     below = [c for c in path.certs[1:index] if not names_equal(c.subject, c.issuer)]
     if limit is not None and len(below) > limit:
         raise _cannot(f"Path length constraint of {describe(issuer)} exceeded")

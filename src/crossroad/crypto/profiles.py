@@ -203,9 +203,7 @@ def profile_key(profile_class: str) -> str:
     )
 
 
-def member_id_from_sign_cert(
-    cert: x509.Certificate, profile_class: str, instance: str
-) -> ClientId:
+def member_id_from_sign_cert(cert: x509.Certificate, profile_class: str, instance: str) -> ClientId:
     """The member a signing certificate belongs to under ``profile_class``.
 
     ``instance`` is the X-Road instance of the claimed signer; profiles whose subjects do
