@@ -1,0 +1,1 @@
+"""Persistent stores: one SQLAlchemy Core schema on SQLite (default) or PostgreSQL, with migrations."""
