@@ -26,10 +26,19 @@ _COMMAND_MODULES = (
     "crossroad.cli.verify",
     "crossroad.cli.trust",
     "crossroad.cli.demo",
+    "crossroad.cli.globalconf",
+    "crossroad.cli.central",
+    "crossroad.cli.confproxy",
 )
 
 for _name in _COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
+    try:
+        _module = importlib.import_module(_name)
+    except ModuleNotFoundError as _exc:  # a component not built yet
+        if _exc.name != _name:
+            raise
+        continue
+    _module.register(app)
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""The central server: member registry, trust policy, global configuration generation and distribution."""
