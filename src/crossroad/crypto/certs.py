@@ -418,16 +418,10 @@ def _name_der(name: x509.Name | bytes) -> bytes:
 # Keywords Java emits in RFC 2253 output; every other attribute type is printed as its OID
 # with the value as "#" + hex of its DER encoding (e.g. serialNumber, emailAddress).
 _JAVA_RFC2253_KEYWORDS = {
-    "2.5.4.3": "CN",
-    "2.5.4.6": "C",
-    "2.5.4.7": "L",
-    "2.5.4.8": "ST",
-    "2.5.4.10": "O",
-    "2.5.4.11": "OU",
-    "2.5.4.9": "STREET",
-    "0.9.2342.19200300.100.1.25": "DC",
+    "2.5.4.3": "CN", "2.5.4.6": "C", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.10": "O",
+    "2.5.4.11": "OU", "2.5.4.9": "STREET", "0.9.2342.19200300.100.1.25": "DC",
     "0.9.2342.19200300.100.1.1": "UID",
-}
+}  # fmt: skip
 # PrintableString, T61String, IA5String, GeneralString, BMPString, UTF8String.
 _JAVA_DER_STRING_TAGS = frozenset({0x13, 0x14, 0x16, 0x1B, 0x1E, 0x0C})
 _JAVA_ESCAPEES = ',=+<>#;"\\'
@@ -484,18 +478,11 @@ def java_rfc2253(name: x509.Name | bytes) -> str:
 # ---------------------------------------------------------------------------------------------
 # NIIS CertUtils.getRDNValue: BouncyCastle's view of the Java RFC 2253 string
 
-_BC_STRING_DECODERS = {
-    0x0C: "utf-8",  # UTF8String
-    0x12: "latin-1",  # NumericString
-    0x13: "latin-1",  # PrintableString
-    0x14: "latin-1",  # T61String (BouncyCastle maps bytes to chars)
-    0x15: "latin-1",  # VideotexString
-    0x16: "latin-1",  # IA5String
-    0x19: "latin-1",  # GraphicString
-    0x1A: "latin-1",  # VisibleString
-    0x1B: "latin-1",  # GeneralString
-    0x1E: "utf-16-be",  # BMPString
-}
+# BouncyCastle's ASN1String decodings: UTF8String, BMPString, and the 8-bit string types
+# (Numeric, Printable, T61, Videotex, IA5, Graphic, Visible, General) byte for char.
+_BC_STRING_DECODERS = {0x0C: "utf-8", 0x1E: "utf-16-be"} | dict.fromkeys(
+    (0x12, 0x13, 0x14, 0x15, 0x16, 0x19, 0x1A, 0x1B), "latin-1"
+)
 _BC_ESCAPEES = frozenset('",+;<=>\\')
 
 
@@ -590,16 +577,9 @@ def names_equal(a: x509.Name | bytes, b: x509.Name | bytes, *, any_order: bool =
 # Subject alternative names, as NIIS CertUtils.getSubjectAlternativeNames prints them
 
 _SAN_LABELS = (
-    "othername",
-    "email",
-    "DNS",
-    "x400",
-    "DirName",
-    "ediPartyName",
-    "URI",
-    "IP Address",
+    "othername", "email", "DNS", "x400", "DirName", "ediPartyName", "URI", "IP Address",
     "Registered ID",
-)
+)  # fmt: skip
 _SAN_UNSUPPORTED = frozenset({0, 3, 5})
 
 
