@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from crossroad.crypto.algorithms import SHA512, DigestAlgorithm, digest_algorithm
+from crossroad.crypto.algorithms import SHA512, DigestAlgorithm
 from crossroad.crypto.xmldsig import (
     C14N_METHODS,
     DS_NS,
@@ -40,6 +40,7 @@ from crossroad.crypto.xmldsig import (
     canonicalize_document,
     check_attributes,
     check_element_only,
+    digest_by_uri,
     ds,
     hc,
     parse_xml,
@@ -307,13 +308,7 @@ def _check_attrs(el: etree._Element, allowed: set[str]) -> None:
 
 def _digest_method(el: etree._Element) -> DigestAlgorithm:
     _check_attrs(el, {"Algorithm"})
-    uri = el.get("Algorithm")
-    if not uri:
-        raise _malformed("DigestMethod without Algorithm")
-    try:
-        return digest_algorithm(uri)
-    except XRoadError as exc:
-        raise _malformed(f"Unsupported digest method {uri}") from exc
+    return digest_by_uri(el.get("Algorithm"), Code.MALFORMED_HASH_CHAIN)
 
 
 def _transforms(el: etree._Element) -> tuple[tuple[str, tuple[str, ...]], ...]:

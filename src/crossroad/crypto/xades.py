@@ -300,8 +300,15 @@ def build_signature(
         _lines(el)
 
     # Digests and the signature are computed over the finished tree, in document context.
-    props_ref[1].text = b64encode(digest.digest(canonicalize(signed_props, C14N_10)))
-    value = _signature_bytes(sign, canonicalize(signed_info, C14N_10), algorithm, signing_cert)
+    props_ref[1].text = b64encode(
+        digest.digest(canonicalize(signed_props, C14N_10, code=Code.CANNOT_CREATE_SIGNATURE))
+    )
+    value = _signature_bytes(
+        sign,
+        canonicalize(signed_info, C14N_10, code=Code.CANNOT_CREATE_SIGNATURE),
+        algorithm,
+        signing_cert,
+    )
     value_el.text = _wrap(b64encode(value))
     return _serialize(root)
 

@@ -23,20 +23,17 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from lxml import etree
 
-from crossroad.crypto.algorithms import (
-    DigestAlgorithm,
-    SignatureAlgorithm,
-    digest_algorithm,
-    signature_algorithm,
-)
+from crossroad.crypto.algorithms import DigestAlgorithm, SignatureAlgorithm
 from crossroad.crypto.xmldsig import (
     C14N_METHODS,
     XADES_NS,
     b64decode,
     check_attributes,
     check_element_only,
+    digest_by_uri,
     ds,
     parse_xml,
+    signature_by_uri,
     text_of,
     xades,
 )
@@ -172,10 +169,7 @@ def _reference(el: etree._Element) -> Reference:
     uri = el.get("URI")
     if uri is None:
         raise _malformed("Reference without URI")
-    try:
-        method = digest_algorithm(_algorithm(method_el))
-    except XRoadError as exc:
-        raise _malformed(f"Unsupported digest method in reference {uri}") from exc
+    method = digest_by_uri(_algorithm(method_el), MALFORMED)
     return Reference(
         uri=uri,
         digest_method=method,
@@ -196,10 +190,7 @@ def _signed_info(
     c14n = _algorithm(c14n_el)
     if c14n not in C14N_METHODS:
         raise _malformed(f"Unsupported canonicalization method {c14n}")
-    try:
-        algorithm = signature_algorithm(_algorithm(method_el))
-    except XRoadError as exc:
-        raise _malformed(f"Unsupported signature method {method_el.get('Algorithm')}") from exc
+    algorithm = signature_by_uri(_algorithm(method_el), MALFORMED)
     if not children:
         raise _malformed("SignedInfo must contain at least one Reference")
     refs = []
@@ -213,9 +204,15 @@ def _signed_info(
 def _load_cert(text: str | None, what: str) -> x509.Certificate:
     der = b64decode(text, MALFORMED, what)
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+        cert = x509.load_der_x509_certificate(der)
+        # cryptography decodes these lazily; Java rejects such a certificate when reading it.
+        # Its decoding errors are of several unrelated types (ValueError, UnsupportedAlgorithm,
+        # DuplicateExtension, ...): all mean the same here.
+        cert.public_key()
+        _ = cert.extensions, cert.subject, cert.issuer, cert.signature_algorithm_oid
+    except Exception as exc:
         raise _malformed(f"Cannot read {what}: {exc}") from exc
+    return cert
 
 
 def _signing_cert(key_info: etree._Element | None) -> x509.Certificate | None:
@@ -384,10 +381,7 @@ def _referenced_cert(ref: etree._Element, root: etree._Element) -> x509.Certific
     dparts = _children(digest_el)
     if len(dparts) != 2 or [p.tag for p in dparts] != [ds("DigestMethod"), ds("DigestValue")]:
         raise _malformed("CertDigest must hold DigestMethod and DigestValue")
-    try:
-        method = digest_algorithm(_algorithm(dparts[0]))
-    except XRoadError as exc:
-        raise _malformed("Unsupported certificate digest method") from exc
+    method = digest_by_uri(_algorithm(dparts[0]), MALFORMED)
     expected = b64decode(dparts[1].text, MALFORMED, "certificate DigestValue")
     if method.digest(cert.public_bytes(Encoding.DER)) != expected:
         raise _malformed(f"Certificate ({cert.serial_number}) digest does not match")

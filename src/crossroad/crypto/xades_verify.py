@@ -96,13 +96,17 @@ def _same_document(parsed: ParsedSignature, ref: Reference) -> bytes:
     data: bytes | None = None
     for transform in ref.transforms:
         if data is None:
-            data = canonicalize(target, transform.algorithm, transform.prefixes)
+            data = canonicalize(
+                target, transform.algorithm, transform.prefixes, code=Code.MALFORMED_SIGNATURE
+            )
         else:
             data = canonicalize_document(
                 data, transform.algorithm, Code.INVALID_SIGNATURE_VALUE, ref.uri, transform.prefixes
             )
     # A node set left at the end is turned into octets with inclusive C14N 1.0 (XML-DSig).
-    return data if data is not None else canonicalize(target, C14N_10)
+    return (
+        data if data is not None else canonicalize(target, C14N_10, code=Code.MALFORMED_SIGNATURE)
+    )
 
 
 def _external(
@@ -130,7 +134,9 @@ def _external(
 
 
 def _check_signature_value(parsed: ParsedSignature, cert: x509.Certificate) -> None:
-    signed_info = canonicalize(parsed.signed_info, parsed.c14n_method, parsed.c14n_prefixes)
+    signed_info = canonicalize(
+        parsed.signed_info, parsed.c14n_method, parsed.c14n_prefixes, code=Code.MALFORMED_SIGNATURE
+    )
     value = parsed.signature_value
     public_key = cert.public_key()
     if parsed.algorithm.key_type == "EC":

@@ -16,6 +16,7 @@ from typing import Final
 
 from lxml import etree
 
+from crossroad.crypto.algorithms import DIGESTS, SIGNATURES, DigestAlgorithm, SignatureAlgorithm
 from crossroad.errors import XRoadError
 
 DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
@@ -36,6 +37,10 @@ C14N_METHODS: Final[dict[str, tuple[bool, bool]]] = {
     EXC_C14N: (True, False),
     EXC_C14N_COMMENTS: (True, True),
 }
+
+# Algorithm URIs are compared exactly, as NIIS does (``DigestAlgorithm.ofUri``).
+_DIGEST_URIS: Final = {d.uri: d for d in DIGESTS}
+_SIGNATURE_URIS: Final = {s.uri: s for s in SIGNATURES}
 
 _WHITESPACE = re.compile(r"[ \t\r\n]+")
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
@@ -82,24 +87,37 @@ def parse_xml(data: bytes, code: str, what: str) -> etree._Element:
     return root
 
 
+def _c14n(
+    node: etree._Element | etree._ElementTree,
+    method: str,
+    inclusive_prefixes: Sequence[str],
+    code: str,
+) -> bytes:
+    exclusive, comments = C14N_METHODS[method]
+    try:
+        return etree.tostring(
+            node,
+            method="c14n",
+            exclusive=exclusive,
+            with_comments=comments,
+            inclusive_ns_prefixes=list(inclusive_prefixes)
+            if exclusive and inclusive_prefixes
+            else None,
+        )
+    except (etree.C14NError, ValueError) as exc:
+        # libxml2 refuses e.g. relative namespace URIs, which C14N 1.0 forbids.
+        raise XRoadError(code, f"Cannot canonicalize: {exc}") from exc
+
+
 def canonicalize(
-    node: etree._Element, method: str, inclusive_prefixes: Sequence[str] = ()
+    node: etree._Element, method: str, inclusive_prefixes: Sequence[str] = (), *, code: str
 ) -> bytes:
     """Canonicalise ``node`` in its document context with the C14N ``method`` URI.
 
     lxml carries the namespace declarations in scope at ``node`` into the output, which is what
-    inclusive C14N of a document subset requires (protocols.md §4.7).
+    inclusive C14N of a document subset requires (protocols.md §4.7).  Failures raise ``code``.
     """
-    exclusive, comments = C14N_METHODS[method]
-    return etree.tostring(
-        node,
-        method="c14n",
-        exclusive=exclusive,
-        with_comments=comments,
-        inclusive_ns_prefixes=list(inclusive_prefixes)
-        if exclusive and inclusive_prefixes
-        else None,
-    )
+    return _c14n(node, method, inclusive_prefixes, code)
 
 
 def canonicalize_document(
@@ -107,16 +125,7 @@ def canonicalize_document(
 ) -> bytes:
     """Parse octets and canonicalise the whole document (a C14N transform over octets)."""
     root = parse_xml(data, code, what)
-    exclusive, comments = C14N_METHODS[method]
-    return etree.tostring(
-        root.getroottree(),
-        method="c14n",
-        exclusive=exclusive,
-        with_comments=comments,
-        inclusive_ns_prefixes=list(inclusive_prefixes)
-        if exclusive and inclusive_prefixes
-        else None,
-    )
+    return _c14n(root.getroottree(), method, inclusive_prefixes, code)
 
 
 def b64decode(text: str | None, code: str, what: str) -> bytes:
@@ -168,3 +177,19 @@ def check_attributes(el: etree._Element, allowed: frozenset[str], code: str) -> 
         name = key.decode() if isinstance(key, bytes) else key
         if not name.startswith("{") and name not in allowed:
             raise XRoadError(code, f"Unexpected attribute {name} on {etree.QName(el).localname}")
+
+
+def digest_by_uri(uri: str | None, code: str) -> DigestAlgorithm:
+    """The digest algorithm named by an XML-DSig URI (exact match)."""
+    found = _DIGEST_URIS.get(uri or "")
+    if found is None:
+        raise XRoadError(code, f"Unsupported digest method {uri!r}")
+    return found
+
+
+def signature_by_uri(uri: str | None, code: str) -> SignatureAlgorithm:
+    """The signature algorithm named by an XML-DSig URI (exact match)."""
+    found = _SIGNATURE_URIS.get(uri or "")
+    if found is None:
+        raise XRoadError(code, f"Unsupported signature method {uri!r}")
+    return found
