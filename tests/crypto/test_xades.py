@@ -688,3 +688,36 @@ def test_undecodable_signing_certificate_is_malformed(batch: Batch) -> None:
     forged = batch.simple.replace(base64.b64encode(der), base64.b64encode(forged_der))
     assert forged != batch.simple
     assert code_of(lambda: xades.parse_signature(forged)) == Code.MALFORMED_SIGNATURE
+
+
+def test_duplicate_ids_are_refused(batch: Batch) -> None:
+    # A copy of SignedProperties elsewhere must not be able to stand in for the signed one.
+    xml = batch.simple.replace(b"<ds:X509Data>", b'<ds:X509Data><x Id="signed-properties"/>', 1)
+    assert code_of(lambda: xades.parse_signature(xml)) == Code.MALFORMED_SIGNATURE
+
+
+def test_ec_batch_round_trip(setup: dict[str, object], xades_schema: etree.XMLSchema) -> None:
+    signer: Signer = setup["ec"]  # type: ignore[assignment]
+    requests = [parts(0, 2, ECDSA), parts(1, 0, ECDSA)]
+    signed = xades.sign_batch(
+        requests,
+        signing_cert=signer.issued.cert,
+        ocsp_responses=signer.ocsp,
+        sign=signer.sign(ECDSA),
+        algorithm=ECDSA,
+        signing_time=SIGNING_TIME,
+    )
+    for n, (request, result) in enumerate(zip(requests, signed, strict=True)):
+        assert_schema_valid(xades_schema, result.signature_xml)
+        assert result.hash_chain is not None
+        assert b"xmlenc#sha256" in result.hash_chain  # the chain uses the signature's digest
+        info = verify(
+            setup,
+            signer,
+            result.signature_xml,
+            {"/message.xml": message(n)},
+            hash_chain=result.hash_chain,
+            hash_chain_result=result.hash_chain_result,
+            part_digests={p.name: p.digest_with(SHA256) for p in request},
+        )
+        assert len(info.signature_value) == 64

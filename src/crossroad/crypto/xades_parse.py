@@ -408,9 +408,23 @@ def find_signature(root: etree._Element) -> etree._Element:
     return found
 
 
+def _check_unique_ids(root: etree._Element) -> None:
+    # Same-document references resolve by Id; a second element with the same Id could stand
+    # in for the signed one (the XSDs declare these attributes xsd:ID, hence unique).
+    seen: set[str] = set()
+    for el in root.iter():
+        value = el.get("Id") if isinstance(el.tag, str) else None
+        if value is None:
+            continue
+        if value in seen:
+            raise _malformed(f"Duplicate Id {value!r}")
+        seen.add(value)
+
+
 def parse_signature(xml: bytes) -> ParsedSignature:
     """Parse and structurally check signature XML (``invalid_xml`` / ``malformed_signature``)."""
     root = parse_xml(xml, Code.INVALID_XML, "Signature")
+    _check_unique_ids(root)
     sig = find_signature(root)
     _attrs(sig, _ID)
     children = _children(sig)
