@@ -154,7 +154,9 @@ def test_intermediate_from_extra_certs(root: Issued, responder: Issued, inter: I
     responses = _ocsp(path, responder)
     assert len(responses) == 2
     # The root's listed responder also answers for the sub-CA the message brought along.
-    chain.validate_path(path, AT, responses, trust)
+    statuses = chain.validate_path(path, AT, responses, trust)
+    assert [s.status for s in statuses] == ["good", "good"]
+    assert chain.validate_path(path, AT, None, trust) == ()
     with pytest.raises(XRoadError) as err:
         chain.validate_path(path, AT, responses[:1], trust)
     assert err.value.code == "invalid_cert_path.cert_validation"

@@ -239,9 +239,10 @@ def validate_path(
     at: dt.datetime,
     ocsp_responses: Sequence[bytes] | None,
     trust: TrustPolicy,
-) -> None:
+) -> tuple[ocsp.OcspStatus, ...]:
     """PKIX-check ``path`` at ``at`` and, unless ``ocsp_responses`` is None (NIIS
-    ``verifyChainOnly``), require a valid GOOD OCSP response for every checked certificate."""
+    ``verifyChainOnly``), require a valid GOOD OCSP response for every checked certificate.
+    Returns those responses' statuses, leaf first (empty without OCSP)."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("the verification time must be timezone-aware")
     for index, cert in enumerate(path.checked):
@@ -252,12 +253,17 @@ def validate_path(
             raise _cannot(f"Certificate {describe(cert)} is not signed by {describe(issuer)}")
         _check_issuer(path, index + 1)
     if ocsp_responses is None:
-        return
+        return ()
+    statuses = []
     for index, cert in enumerate(path.checked):
+        issuer = path.issuer_of(index)
         try:
-            ocsp.find_and_verify(cert, path.issuer_of(index), ocsp_responses, trust, at, ca=path.ca)
+            statuses.append(
+                ocsp.find_and_verify(cert, issuer, ocsp_responses, trust, at, ca=path.ca)
+            )
         except XRoadError as exc:
             raise exc.with_prefix(Code.INVALID_CERT_PATH) from exc
+    return tuple(statuses)
 
 
 def verify_path(
