@@ -274,3 +274,20 @@ def test_asic_message_signatures(
         assert verify().signer == signer
     else:
         assert code_of(verify) == code
+
+
+def test_add_timestamp_reproduces_niis_bytes(vectors: Path) -> None:
+    # Single time-stamping (§9.2): removing the embedded token from a NIIS signature and
+    # embedding it again gives back the very bytes NIIS stored.
+    with zipfile.ZipFile(vectors / "asic" / "verifier" / "valid-signed-message.asice") as z:
+        stored = z.read("META-INF/signatures.xml")
+    token = xades.timestamp_token(xades.parse_signature(stored))
+    assert token is not None
+    start = stored.index(b"<xades:SignatureTimeStamp>")
+    end = stored.index(b"</xades:SignatureTimeStamp>") + len(b"</xades:SignatureTimeStamp>")
+    stripped = stored[:start] + stored[end:]
+    assert xades.timestamp_token(xades.parse_signature(stripped)) is None
+    assert xades.add_timestamp(stripped, token) == stored
+    derived = vectors / "derived" / "timestamps" / "dev-testtsa-token-20241205T131635Z"
+    assert token == derived.with_suffix(".tst").read_bytes()
+    assert xades.signature_value(stored) == derived.with_suffix(".stamped-data").read_bytes()
