@@ -232,12 +232,7 @@ def verify_parsed(
     if not chained:
         _check_covers_parts(parsed, part_digests)
     path = chain.build_path(cert, parsed.extra_certs, trust)
-    chain.validate_path(path, at, parsed.ocsp_responses, trust)
-    # validate_path accepted every response; keep what they say for the caller (cheap).
-    statuses = tuple(
-        ocsp.find_and_verify(c, path.issuer_of(i), parsed.ocsp_responses, trust, at, ca=path.ca)
-        for i, c in enumerate(path.checked)
-    )
+    statuses = chain.validate_path(path, at, parsed.ocsp_responses, trust)
     return SignatureInfo(
         signing_cert=cert,
         signer=member,
