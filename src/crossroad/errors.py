@@ -60,7 +60,9 @@ class Code:
     TIMESTAMP_SIGNER_VERIFICATION_FAILED: Final = "mlog.timestamp_signer_verification_failed"
     READING_TIMESTAMP_RESPONSE_FAILED: Final = "mlog.reading_timestamp_response_failed"
     TIMESTAMP_NON_GRANTED_RESPONSE: Final = "mlog.timestamp_non_granted_response"
-    TIMESTAMP_RESPONSE_OBJECT_CREATION_FAILED: Final = "mlog.timestamp_response_object_creation_failed"
+    TIMESTAMP_RESPONSE_OBJECT_CREATION_FAILED: Final = (
+        "mlog.timestamp_response_object_creation_failed"
+    )
     TIMESTAMP_RESPONSE_VALIDATION_FAILED: Final = "mlog.timestamp_response_validation_failed"
     TIMESTAMPING_FAILED: Final = "timestamping_failed"
     LOGGING_FAILED: Final = "logging_failed"

@@ -1,1 +1,1 @@
-"""The central server: member registry, trust policy, global configuration generation and distribution."""
+"""The central server: registry, trust policy, global configuration generation, distribution."""

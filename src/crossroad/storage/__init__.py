@@ -1,1 +1,1 @@
-"""Persistent stores: one SQLAlchemy Core schema on SQLite (default) or PostgreSQL, with migrations."""
+"""Persistent stores: SQLAlchemy Core schemas on SQLite (default) or PostgreSQL, migrated."""
