@@ -84,6 +84,24 @@ class Code:
     # configuration directory on disk (FSGlobalConfValidator states; not NIIS fault codes)
     GLOBAL_CONF_CONFIGURATION_ERROR: Final = "global_conf_configuration_error"
     GLOBAL_CONF_MISSING_INSTANCE_IDENTIFIER: Final = "global_conf_missing_instance_identifier"
+    # signed configuration directory (ConfigurationParser, ConfigurationDownloader)
+    GLOBAL_CONF_PARSING_DOWNLOADED_CONF_DIRECTORY_FAILURE: Final = (
+        "global_conf_parsing_downloaded_conf_directory_failure"
+    )
+    GLOBAL_CONF_MISSING_SIGNED_DATA: Final = "global_conf_missing_signed_data"
+    GLOBAL_CONF_MISSING_SIGNED_DATA_EXPIRATION_DATE: Final = (
+        "global_conf_missing_signed_data_expiration_date"
+    )
+    GLOBAL_CONF_HEADER_FIELD_MISSING: Final = "global_conf_header_field_missing"
+    GLOBAL_CONF_HEADER_FIELD_MISSING_PARAMETER: Final = "global_conf_header_field_missing_parameter"
+    GLOBAL_CONF_HEADER_FIELD_WRONG_VALUE: Final = "global_conf_header_field_wrong_value"
+    GLOBAL_CONF_MISSING_VERIFICATION_CERT: Final = "global_conf_missing_verification_cert"
+    GLOBAL_CONF_SIGNATURE_DECODE_FAILURE: Final = "global_conf_signature_decode_failure"
+    GLOBAL_CONF_SIGNATURE_VERIFICATION_FAILURE: Final = "global_conf_signature_verification_failure"
+    GLOBAL_CONF_PART_DOWNLOADED_FILE_INTEGRITY_FAILURE: Final = (
+        "global_conf_part_downloaded_file_integrity_failure"
+    )
+    INVALID_DOWNLOAD_URL_FORMAT: Final = "conf_download.invalid_download_url_format"
     # proxy
     ACCESS_DENIED: Final = "access_denied"
     UNKNOWN_MEMBER: Final = "unknown_member"
