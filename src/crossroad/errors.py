@@ -102,6 +102,67 @@ class Code:
         "global_conf_part_downloaded_file_integrity_failure"
     )
     INVALID_DOWNLOAD_URL_FORMAT: Final = "conf_download.invalid_download_url_format"
+    # central server registry and management API (NIIS cs-admin ErrorMessage codes; the ones
+    # marked "ours" have no NIIS counterpart)
+    INVALID_CONFIGURATION: Final = "invalid_configuration"  # ours: central.toml
+    INIT_ALREADY_INITIALIZED: Final = "init_already_initialized"
+    INSTANCE_IDENTIFIER_NOT_SET: Final = "instance_identifier_not_set"
+    CENTRAL_SERVER_ADDRESS_NOT_SET: Final = "central_server_address_not_set"  # ours
+    INVALID_SYSTEM_PARAMETER: Final = "invalid_system_parameter"  # ours
+    VALIDATION_FAILURE: Final = "validation_failure"
+    INVALID_URL: Final = "invalid_url"
+    INVALID_IP_ADDRESS: Final = "invalid_ip_address"
+    MEMBER_CLASS_EXISTS: Final = "member_class_exists"
+    MEMBER_CLASS_NOT_FOUND: Final = "member_class_not_found"
+    MEMBER_CLASS_IS_IN_USE: Final = "member_class_is_in_use"
+    MEMBER_EXISTS: Final = "member_exists"
+    MEMBER_NOT_FOUND: Final = "member_not_found"
+    MEMBER_REGISTERED_AND_CANNOT_BE_DELETED: Final = "member_registered_and_cannot_be_deleted"
+    MEMBER_NOT_REGISTERED_TO_SECURITY_SERVER: Final = "member_not_registered_to_security_server"
+    MEMBER_ALREADY_REGISTERED_TO_SECURITY_SERVER: Final = (
+        "member_already_registered_to_security_server"  # ours
+    )
+    SUBSYSTEM_EXISTS: Final = "subsystem_exists"
+    SUBSYSTEM_NOT_FOUND: Final = "subsystem_not_found"
+    SUBSYSTEM_REGISTERED_AND_CANNOT_BE_DELETED: Final = "subsystem_registered_and_cannot_be_deleted"
+    SUBSYSTEM_NOT_REGISTERED_TO_SECURITY_SERVER: Final = (
+        "subsystem_not_registered_to_security_server"
+    )
+    SUBSYSTEM_ALREADY_REGISTERED_TO_SECURITY_SERVER: Final = (
+        "subsystem_already_registered_to_security_server"
+    )
+    SECURITY_SERVER_EXISTS: Final = "security_server_exists"  # ours
+    SECURITY_SERVER_NOT_FOUND: Final = "security_server_not_found"
+    INVALID_SERVER_ADDRESS: Final = "invalid_server_address"  # ours
+    SS_AUTH_CERTIFICATE_NOT_FOUND: Final = "ss_auth_certificate_not_found"
+    CERTIFICATE_ALREADY_EXISTS: Final = "certificate_already_exists"
+    MANAGEMENT_SERVICE_PROVIDER_NOT_SET: Final = "management_service_provider_not_set"
+    INVALID_SERVICE_PROVIDER_ID: Final = "invalid_service_provider_id"
+    GLOBAL_GROUP_EXISTS: Final = "global_group_exists"
+    GLOBAL_GROUP_NOT_FOUND: Final = "global_group_not_found"
+    GLOBAL_GROUP_MEMBER_EXISTS: Final = "global_group_member_exists"  # ours
+    GLOBAL_GROUP_MEMBER_NOT_FOUND: Final = "global_group_member_not_found"  # ours
+    OWNERS_GLOBAL_GROUP_CANNOT_BE_DELETED: Final = "owners_global_group_cannot_be_deleted"
+    OWNERS_GLOBAL_GROUP_MEMBER_CANNOT_BE_DELETED: Final = (
+        "owners_global_group_member_cannot_be_deleted"
+    )
+    CANNOT_ADD_MEMBER_TO_OWNERS_GROUP: Final = "cannot_add_member_to_owners_group"
+    CERTIFICATION_SERVICE_EXISTS: Final = "certification_service_exists"  # ours
+    CERTIFICATION_SERVICE_NOT_FOUND: Final = "certification_service_not_found"
+    INTERMEDIATE_CA_NOT_FOUND: Final = "intermediate_ca_not_found"
+    OCSP_RESPONDER_NOT_FOUND: Final = "ocsp_responder_not_found"
+    TIMESTAMPING_AUTHORITY_NOT_FOUND: Final = "timestamping_authority_not_found"
+    SIGNING_KEY_EXISTS: Final = "signing_key_exists"  # ours
+    SIGNING_KEY_NOT_FOUND: Final = "signing_key_not_found"
+    SIGNING_KEY_ACTION_NOT_POSSIBLE: Final = "signing_key_action_not_possible"
+    UNKNOWN_CONFIGURATION_PART: Final = "unknown_configuration_part"
+    CONFIGURATION_PART_VALIDATION_FAILED: Final = "configuration_part_validation_failed"
+    TRUSTED_ANCHOR_NOT_FOUND: Final = "trusted_anchor_not_found"
+    TRUSTED_ANCHOR_VERIFICATION_FAILED: Final = "trusted_anchor_verification_failed"
+    API_KEY_EXISTS: Final = "api_key_exists"  # ours
+    API_KEY_NOT_FOUND: Final = "api_key_not_found"
+    API_KEY_INVALID: Final = "api_key_invalid"  # ours: 401
+    PERMISSION_DENIED: Final = "permission_denied"  # ours: 403
     # proxy
     ACCESS_DENIED: Final = "access_denied"
     UNKNOWN_MEMBER: Final = "unknown_member"
