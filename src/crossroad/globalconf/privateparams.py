@@ -179,6 +179,19 @@ def _optional_part(data: bytes, what: str, allowed: tuple[str, ...]) -> Node:
     return node
 
 
+def read_optional_part(data: bytes, what: str = "optional part") -> etree._Element:
+    """The ``conf`` root of any optional configuration part, parsed the hardened way.
+
+    Parts the client does not know are stored, not interpreted (§5.2), but whatever is read
+    goes through here: no DTD, no entities, no network — an XXE part gives
+    ``malformed_optional_parts_conf``.
+    """
+    code = Code.MALFORMED_OPTIONAL_PARTS_CONF
+    root = parse_xml(data, code, what)
+    expect_root(root, "conf", code, what)
+    return root
+
+
 def _only(node: Node, allowed: tuple[str, ...]) -> None:
     # These schemas have no extension point: every child must be a known unqualified element.
     for child in node.element:
