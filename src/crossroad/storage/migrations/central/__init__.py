@@ -1,0 +1,1 @@
+"""Migration scripts of the central server schema (one per revision)."""
