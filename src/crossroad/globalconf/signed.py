@@ -49,20 +49,16 @@ from crossroad.crypto.algorithms import (
 )
 from crossroad.crypto.certs import load_certificate
 from crossroad.errors import Code, XRoadError
-from crossroad.globalconf.model import SharedParameters
 
 __all__ = [
     "CONTENT_FILE_NAMES",
-    "ConfigurationLocation",
     "DirectoryEntry",
     "DirectoryPart",
     "SignedDirectory",
     "build_signed_directory",
     "check_content",
-    "configuration_path",
     "content_location",
     "directory_timestamp",
-    "locations",
 ]
 
 PRIVATE_PARAMETERS = "PRIVATE-PARAMETERS"
@@ -622,68 +618,3 @@ def build_signed_directory(
         ]
     )
     return head.encode("ascii") + signed + tail.encode("ascii")
-
-
-# --- download locations (SharedParametersConfigurationLocations) ----------------------------------
-
-_CONF_PATTERN = re.compile(r"http://[^/]*/")
-
-
-@dataclass(frozen=True)
-class ConfigurationLocation:
-    """A URL a signed directory can be downloaded from, and the certificates that verify it."""
-
-    instance: str
-    download_url: str
-    verification_certs: tuple[bytes, ...] = ()
-
-
-def configuration_path(download_urls: str | Sequence[str]) -> str:
-    """The directory part of the first plain-``http`` URL (``internalconf``, ``PROXY/conf``);
-    ``conf_download.invalid_download_url_format`` when there is none."""
-    urls = [download_urls] if isinstance(download_urls, str) else list(download_urls)
-    first = next((u for u in urls if u.startswith("http") and not u.startswith("https")), None)
-    found = _CONF_PATTERN.search(first) if first is not None else None
-    if first is None or found is None:
-        raise XRoadError(
-            Code.INVALID_DOWNLOAD_URL_FORMAT, f"No usable http download URL in {urls!r}"
-        )
-    return first[found.end() :]
-
-
-def locations(
-    download_urls: str | Sequence[str], shared: SharedParameters | None
-) -> tuple[ConfigurationLocation, ...]:
-    """The extra locations a V3+ ``source`` list offers for the directory at ``download_urls``:
-    ``https://{address}/{path}`` for every source, then the same over ``http``.  An
-    ``internalconf`` path takes the internal verification certificates, ``externalconf`` the
-    external ones, anything else (a configuration proxy) both.  Empty when the URL has no
-    usable form or the parameters have no sources (V2)."""
-    if shared is None:
-        return ()
-    try:
-        path = configuration_path(download_urls)
-    except XRoadError:
-        return ()
-    found = []
-    for source in shared.sources:
-        if path == "internalconf":
-            certs = source.internal_verification_certs
-        elif path == "externalconf":
-            certs = source.external_verification_certs
-        else:
-            certs = source.internal_verification_certs + source.external_verification_certs
-        found.append(
-            ConfigurationLocation(
-                shared.instance_identifier, f"https://{source.address}/{path}", certs
-            )
-        )
-    return (
-        *found,
-        *(
-            ConfigurationLocation(
-                loc.instance, loc.download_url.replace("https", "http", 1), loc.verification_certs
-            )
-            for loc in found
-        ),
-    )
