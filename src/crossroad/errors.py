@@ -102,6 +102,17 @@ class Code:
         "global_conf_part_downloaded_file_integrity_failure"
     )
     INVALID_DOWNLOAD_URL_FORMAT: Final = "conf_download.invalid_download_url_format"
+    # configuration client (ConfigurationDownloader, ContentHandler, FileNameProvider)
+    GLOBAL_CONF_DOWNLOAD_URL_CONNECTION_FAILURE: Final = (
+        "global_conf_download_url_connection_failure"
+    )
+    GLOBAL_CONF_PART_DOWNLOAD_FAILURE: Final = "global_conf_part_download_failure"
+    GLOBAL_CONF_PART_INVALID_INSTANCE_IDENTIFIER: Final = (
+        "global_conf_part_invalid_instance_identifier"
+    )
+    GLOBAL_CONF_PART_INVALID_CONTENT_LOCATION: Final = "global_conf_part_invalid_content_location"
+    GLOBAL_CONF_PART_DUPLICATE_TARGET: Final = "global_conf_part_duplicate_target"
+    GLOBAL_CONF_PART_FILE_SAVE_FAILURE: Final = "global_conf_part_file_save_failure"
     # central server registry and management API (NIIS cs-admin ErrorMessage codes; the ones
     # marked "ours" have no NIIS counterpart)
     INVALID_CONFIGURATION: Final = "invalid_configuration"  # ours: central.toml
