@@ -171,7 +171,7 @@ def test_signer_must_be_an_approved_tsa(tsa: TimeStampAuthority, pki: PKI) -> No
 
 
 def test_certificate_in_the_token_is_not_trusted(tsa: TimeStampAuthority, pki: PKI) -> None:
-    token = stamp(tsa)
+    token = stamp(tsa, cert_req=True)
     assert xtsp.token_info(token).tsa_cert == pki.tsa.cert
     expect(Code.TSP_CERTIFICATE_NOT_FOUND, xtsp.verify_token, token, DATA, [pki.ocsp.cert])
 

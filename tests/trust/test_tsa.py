@@ -61,7 +61,7 @@ def test_granted_token_contents(pki: PKI) -> None:
         accuracy=dt.timedelta(milliseconds=250),
         include_tsa_name=True,
     )
-    req = xtsp.build_request(DATA, nonce=2**70 + 5)
+    req = xtsp.build_request(DATA, nonce=2**70 + 5, cert_req=True)
     resp = authority.respond(req, gen_time=GEN_TIME, serial=2**64 + 1)
     assert status_of(resp) == ("granted", None)
     token = xtsp.token_from_response(resp, req)
@@ -102,8 +102,8 @@ def test_no_accuracy_nonce_or_name_unless_asked(tsa: TimeStampAuthority) -> None
     assert tst["tsa"].native is None
 
 
-def test_certificate_included_by_default_or_on_cert_req(pki: PKI) -> None:
-    rfc = TimeStampAuthority(pki.tsa.key, pki.tsa.cert, include_cert=False)  # type: ignore[arg-type]
+def test_certificate_included_on_cert_req_or_when_configured(pki: PKI) -> None:
+    rfc = TimeStampAuthority(pki.tsa.key, pki.tsa.cert)  # type: ignore[arg-type]
 
     def certs(authority: TimeStampAuthority, cert_req: bool) -> int:
         req = xtsp.build_request(DATA, cert_req=cert_req)
@@ -113,7 +113,8 @@ def test_certificate_included_by_default_or_on_cert_req(pki: PKI) -> None:
 
     assert certs(rfc, cert_req=False) == 0
     assert certs(rfc, cert_req=True) == 1
-    assert certs(TimeStampAuthority(pki.tsa.key, pki.tsa.cert), cert_req=False) == 1  # type: ignore[arg-type]
+    always = TimeStampAuthority(pki.tsa.key, pki.tsa.cert, include_cert=True)  # type: ignore[arg-type]
+    assert certs(always, cert_req=False) == 1
 
 
 @pytest.mark.parametrize("digest", [SHA1, SHA256, SHA384, SHA512])

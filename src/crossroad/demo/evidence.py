@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from crossroad.clock import SYSTEM, Clock
-from crossroad.crypto import archive, keys, ocsp, xades
+from crossroad.crypto import archive, keys, ocsp, tsp, xades
 from crossroad.crypto.algorithms import SHA512, SHA512_WITH_RSA
 from crossroad.crypto.hashchain import attachment_name
 from crossroad.evidence import verifier
@@ -239,6 +239,8 @@ async def run(directory: Path, clock: Clock = SYSTEM) -> DemoResult:
         # Both records wait for the same time-stamping round: one batch token (§9.2).
         stamp = stamp_input(records)
         token = await client.fetch_timestamp(session, trust.tsa_url, stamp.data)
+        # As a security server does before storing it: the token carries the approved TSA cert.
+        token = tsp.add_certificate(token, trust.tsa_cert)
         containers = seal(records, stamp, token)
 
         globalconf = directory / "globalconf"

@@ -45,9 +45,10 @@ class _Rejection(Exception):
 class TimeStampAuthority:
     """A TSA: its signing key and certificate, policy and signature digest.
 
-    ``include_cert``: put the TSA certificate into every token (X-Road clients do not set
-    ``certReq`` and insert it themselves, but tokens that carry it are easier to check).  When
-    false the certificate is included only if the request sets ``certReq`` (RFC 3161 §2.4.1).
+    ``include_cert``: put the TSA certificate into every token even when the request does not
+    ask for it.  Off by default, as RFC 3161 §2.4.1 wants: the certificate goes in only when the
+    request sets ``certReq``.  X-Road clients never set it and insert the approved TSA
+    certificate themselves before storing the token (protocols.md §9.2).
     ``accuracy`` and ``include_tsa_name`` fill the optional TSTInfo fields.
     """
 
@@ -55,7 +56,7 @@ class TimeStampAuthority:
     cert: x509.Certificate
     policy: str = DEFAULT_POLICY
     digest: DigestAlgorithm = SHA512
-    include_cert: bool = True
+    include_cert: bool = False
     rsa_pss: bool = False
     accuracy: dt.timedelta | None = None
     include_tsa_name: bool = False
