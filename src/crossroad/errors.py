@@ -179,6 +179,26 @@ class Code:
     UNKNOWN_MEMBER: Final = "unknown_member"
     UNKNOWN_SERVICE: Final = "unknown_service"
     SSL_AUTHENTICATION_FAILED: Final = "ssl_authentication_failed"
+    # signer (NIIS ErrorCodes "Signer Errors"; reported under the ``signer.`` prefix)
+    TOKEN_NOT_FOUND: Final = "token_not_found"
+    TOKEN_NOT_ACTIVE: Final = "token_not_active"
+    TOKEN_NOT_INITIALIZED: Final = "token_not_initialized"
+    TOKEN_NOT_AVAILABLE: Final = "token_not_available"
+    TOKEN_PIN_POLICY_FAILURE: Final = "token_pin_policy_failure"
+    PIN_INCORRECT: Final = "pin_incorrect"
+    LOGIN_FAILED: Final = "login_failed"
+    KEY_NOT_FOUND: Final = "key_not_found"
+    KEY_NOT_AVAILABLE: Final = "key_not_available"
+    CERT_NOT_FOUND: Final = "cert_not_found"
+    CERT_EXISTS: Final = "cert_exists"
+    CERT_IMPORT_FAILED: Final = "cert_import_failed"
+    CSR_NOT_FOUND: Final = "csr_not_found"
+    CSR_FAILED: Final = "failed_to_generate_certificate_request"
+    FAILED_TO_GENERATE_PRIVATE_KEY: Final = "failed_to_generate_private_key"
+    WRONG_CERT_USAGE: Final = "wrong_cert_usage"
+    NO_MEMBER_ID_FROM_CERT: Final = "cannot_get_member_id_from_certificate"
+    CANNOT_SIGN: Final = "cannot_sign"
+    UNSUPPORTED_SIGN_ALGORITHM: Final = "unsupported_sign_algorithm"
 
 
 # Side prefixes used at the proxy boundaries (protocols.md §2.5, §4.9).
@@ -186,6 +206,7 @@ PREFIX_CLIENT: Final = "client"
 PREFIX_SERVER: Final = "server"
 PREFIX_CLIENT_PROXY: Final = "server.clientproxy"
 PREFIX_SERVER_PROXY: Final = "server.serverproxy"
+PREFIX_SIGNER: Final = "signer"
 
 # Legacy segments that are not plain CamelCase words.
 _LEGACY_SEGMENTS: Final = {
