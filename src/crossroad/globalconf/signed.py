@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from crossroad.crypto import keys
@@ -211,9 +212,13 @@ class SignedDirectory:
         """Verify the signature with one of ``certs`` and the expiry at ``at``; return the
         certificate that verified.  Content entries are checked last (NIIS order)."""
         cert = self.find_verification_cert(certs)
-        if not keys.verify(
-            cert.public_key(), self.signature_algorithm, self.signature, self.signed_data
-        ):
+        try:
+            good = keys.verify(
+                cert.public_key(), self.signature_algorithm, self.signature, self.signed_data
+            )
+        except (ValueError, TypeError, UnsupportedAlgorithm, XRoadError):  # unusable key
+            good = False
+        if not good:
             raise XRoadError(
                 Code.GLOBAL_CONF_SIGNATURE_VERIFICATION_FAILURE,
                 "Failed to verify the signature of the configuration directory",
@@ -457,11 +462,14 @@ def _inner_header(
     raw = headers.get("expire-date", "").strip()
     if not raw:
         raise XRoadError(Code.GLOBAL_CONF_HEADER_FIELD_MISSING, "Missing header expire-date")
-    if not _ISO_OFFSET.match(raw):
+    try:
+        if not _ISO_OFFSET.match(raw):
+            raise ValueError(raw)
+        expires = dt.datetime.fromisoformat(raw).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         raise XRoadError(
             Code.GLOBAL_CONF_HEADER_FIELD_WRONG_VALUE, f"Expire-date is not a date-time: {raw!r}"
-        )
-    expires = dt.datetime.fromisoformat(raw).astimezone(dt.UTC)
+        ) from None
     version_text = headers.get("version", "").strip()
     if not version_text:
         return expires, None
