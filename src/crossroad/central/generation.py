@@ -278,19 +278,24 @@ def generate_versions(
     *,
     min_version: int = MIN_VERSION,
     auth_certs: Mapping[SecurityServerId, Sequence[bytes]] | None = None,
+    shared_v2: SharedParameters | None = None,
 ) -> tuple[GeneratedVersion, ...]:
-    """Every version from ``min_version`` up to :data:`MAX_VERSION`, oldest first."""
+    """Every version from ``min_version`` up to :data:`MAX_VERSION`, oldest first.
+
+    ``shared_v2`` (the same registry read with SHA-1 ``authCertHash``) is used for version 2
+    when given; ``auth_certs`` is the other way to get every version's hashes right.
+    """
     _check_version(min_version)
     optional = tuple(optional_parts)
+    if shared_v2 is not None and shared_v2.instance_identifier != shared.instance_identifier:
+        raise XRoadError(Code.INVALID_REQUEST, "V2 shared parameters are of another instance")
+
+    def files(version: int) -> tuple[ConfigurationPart, ...]:
+        values = shared_v2 if version == 2 and shared_v2 is not None else shared
+        found = generate(values, private, version, sources, optional, auth_certs=auth_certs)
+        return tuple(found.values())
+
     return tuple(
-        GeneratedVersion(
-            version,
-            shared.instance_identifier,
-            tuple(
-                generate(
-                    shared, private, version, sources, optional, auth_certs=auth_certs
-                ).values()
-            ),
-        )
+        GeneratedVersion(version, shared.instance_identifier, files(version))
         for version in range(min_version, MAX_VERSION + 1)
     )
