@@ -164,10 +164,12 @@ def run(
 
     with _errors():
         status = asyncio.run(server.run(state_dir, once=once, on_ready=ready))
-    if once:
-        typer.echo(_describe(status))
-        if not status.success:
-            raise typer.Exit(1)
+    if not once:
+        typer.echo("stopped")
+        return
+    typer.echo(_describe(status))
+    if not status.success:
+        raise typer.Exit(1)
 
 
 def generate(state_dir: Path = _DIR) -> None:
