@@ -110,7 +110,9 @@ class ServersMixin(RegistryBase):
         wanted = [row["id"] for row in servers]
         certs: dict[int, list[AuthCertRecord]] = {}
         clients: dict[int, list[ServerClientRecord]] = {}
-        names = dict(conn.execute(sa.select(t.members.c.id, t.members.c.name)).tuples().all())
+        names = {
+            row.id: row.name for row in conn.execute(sa.select(t.members.c.id, t.members.c.name))
+        }
         if wanted:
             for row in conn.execute(sa.select(a).where(a.c.server_id.in_(wanted)).order_by(a.c.id)):
                 certs.setdefault(row.server_id, []).append(

@@ -100,7 +100,7 @@ class SystemMixin(RegistryBase):
 
     def _parameters(self, conn: sa.Connection) -> dict[str, str]:
         p = t.system_parameters
-        stored = dict(conn.execute(sa.select(p.c.key, p.c.value)).tuples().all())
+        stored = {row.key: row.value for row in conn.execute(sa.select(p.c.key, p.c.value))}
         return dict(sorted({**DEFAULTS, **stored}.items()))
 
     def parameter(self, key: str) -> str | None:
