@@ -103,7 +103,7 @@ class CentralConfig:
                 f"{path} not found: not a central server state directory "
                 "(create one with 'crossroad central init')",
             ) from None
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise XRoadError(Code.INVALID_CONFIGURATION, f"{path}: {exc}") from None
         except OSError as exc:
             raise XRoadError(Code.IO_ERROR, f"{path}: {exc.strerror or exc}") from None
