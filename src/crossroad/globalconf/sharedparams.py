@@ -19,7 +19,9 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import gc
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from lxml import etree
@@ -52,6 +54,7 @@ from crossroad.identifiers import ID_NS, XROAD_NS, ClientId, ServiceId
 __all__ = [
     "SharedParameters",
     "build_trust_policy",
+    "bulk_build",
     "find_ca_info",
     "parse_shared_parameters",
     "render_shared_parameters",
@@ -91,14 +94,23 @@ class Node:
     """An element whose unqualified children are read by name (the globalconf schemas'
     children are unqualified; anything else is an extension)."""
 
+    __slots__ = ("by_name", "code", "element")
+
     def __init__(self, element: etree._Element, code: str = Code.MALFORMED_GLOBALCONF) -> None:
         self.element = element
         self.code = code
-        self.children: list[tuple[str, etree._Element]] = [
-            (child.tag, child)
-            for child in element
-            if isinstance(child.tag, str) and not child.tag.startswith("{")
-        ]
+        # Children by name, built once: configurations with 10^5 elements are read by name
+        # many times per element (bench/globalconf.py).
+        by_name: dict[str, list[etree._Element]] = {}
+        for child in element:
+            tag = child.tag
+            if isinstance(tag, str) and tag[:1] != "{":
+                found = by_name.get(tag)
+                if found is None:
+                    by_name[tag] = [child]
+                else:
+                    found.append(child)
+        self.by_name = by_name
 
     @property
     def name(self) -> str:
@@ -108,16 +120,18 @@ class Node:
         return XRoadError(self.code, f"{self.name}: {message}")
 
     def all(self, name: str) -> list[etree._Element]:
-        return [el for tag, el in self.children if tag == name]
+        return self.by_name.get(name, [])
 
     def nodes(self, name: str) -> Iterator[Node]:
         return (Node(el, self.code) for el in self.all(name))
 
     def opt(self, name: str) -> etree._Element | None:
-        found = self.all(name)
+        found = self.by_name.get(name)
+        if found is None:
+            return None
         if len(found) > 1:
             raise self.fail(f"more than one {name}")
-        return found[0] if found else None
+        return found[0]
 
     def req(self, name: str) -> etree._Element:
         found = self.opt(name)
@@ -208,13 +222,34 @@ def extensions_of(root: etree._Element) -> tuple[bytes, ...]:
 # --- shared parameters: parse ---------------------------------------------------------------------
 
 
+@contextmanager
+def bulk_build() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large configuration's values are made.
+
+    Building 10^5 small immutable values (no cycles among them) otherwise triggers collections
+    that walk every live object again and again; that doubles the time of a large parse.  The
+    collector's previous state is restored afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def parse_shared_parameters(data: bytes) -> SharedParameters:
+    with bulk_build():
+        return _parse_shared_parameters(data)
+
+
+def _parse_shared_parameters(data: bytes) -> SharedParameters:
     root = parse_xml(data, Code.MALFORMED_GLOBALCONF, "shared parameters")
     expect_root(root, "conf", Code.MALFORMED_GLOBALCONF, "shared parameters")
     conf = Node(root)
     instance = conf.text("instanceIdentifier")
-    members = tuple(_member(n) for n in conf.nodes("member"))
-    ids = _member_ids(conf, instance)
+    members, ids = _members(conf, instance)
     return SharedParameters(
         instance_identifier=instance,
         global_settings=_global_settings(conf.node("globalSettings")),
@@ -255,38 +290,95 @@ def _member_class(node: Node) -> MemberClass:
     return MemberClass(code=node.text("code"), description=node.text("description"))
 
 
-def _member(node: Node) -> Member:
-    return Member(
-        member_class=_member_class(node.node("memberClass")),
-        member_code=node.text("memberCode"),
-        name=node.text("name"),
-        subsystems=tuple(
-            Subsystem(s.text("subsystemCode"), s.opt_text("subsystemName"))
-            for s in node.nodes("subsystem")
-        ),
-    )
+def _leaves(
+    element: etree._Element, texts: tuple[str, ...], code: str
+) -> tuple[dict[str, str], dict[str, list[etree._Element]]]:
+    """One pass over ``element``'s unqualified children: the text of those named in ``texts``
+    (each at most once, text only) and the others by name.  The same rules as :class:`Node`,
+    inlined for the elements a large configuration has 10^5 of (members, subsystems)."""
+    found: dict[str, str] = {}
+    others: dict[str, list[etree._Element]] = {}
+    for child in element:
+        tag = child.tag
+        if tag in texts:  # (comments and foreign elements never match)
+            if tag in found or len(child):
+                problem = f"more than one {tag}" if tag in found else f"{tag} must be text"
+                raise XRoadError(code, f"{etree.QName(element).localname}: {problem}")
+            found[tag] = child.text or ""
+        elif isinstance(tag, str) and tag[:1] != "{":
+            others.setdefault(tag, []).append(child)
+    return found, others
 
 
-def _member_ids(conf: Node, instance: str) -> dict[str, ClientId]:
-    """The XML ``id`` of every member and subsystem, for resolving IDREFs."""
+def _missing(element: etree._Element, name: str, code: str) -> XRoadError:
+    return XRoadError(code, f"{etree.QName(element).localname}: missing {name}")
+
+
+def _subsystem(element: etree._Element, code: str) -> tuple[str, str | None]:
+    """``subsystemCode`` and ``subsystemName`` (the hottest loop of a large parse, inlined)."""
+    sub_code: str | None = None
+    sub_name: str | None = None
+    for child in element:
+        tag = child.tag
+        if tag == "subsystemCode":
+            if sub_code is not None or len(child):
+                raise XRoadError(code, "subsystem: subsystemCode must be one text element")
+            sub_code = child.text or ""
+        elif tag == "subsystemName":
+            if sub_name is not None or len(child):
+                raise XRoadError(code, "subsystem: subsystemName must be one text element")
+            sub_name = child.text or ""
+    if sub_code is None:
+        raise _missing(element, "subsystemCode", code)
+    return sub_code, sub_name
+
+
+def _members(conf: Node, instance: str) -> tuple[tuple[Member, ...], dict[str, ClientId]]:
+    """Every member with its subsystems, and the XML ``id`` of every member and subsystem (for
+    resolving IDREFs), in one pass; equal member classes share one value."""
+    code = conf.code
+    members: list[Member] = []
     ids: dict[str, ClientId] = {}
+    classes: dict[tuple[str, str], MemberClass] = {}
 
-    def add(element: etree._Element, client: ClientId) -> None:
-        xml_id = element.get("id")
+    def add(xml_id: str | None, client: ClientId) -> None:
         if xml_id is None:
             return
         if xml_id in ids:
             raise conf.fail(f"duplicate id {xml_id!r}")
         ids[xml_id] = client
 
-    for node in conf.nodes("member"):
-        member_id = ClientId(
-            instance, node.node("memberClass").text("code"), node.text("memberCode")
-        )
-        add(node.element, member_id)
-        for sub in node.nodes("subsystem"):
-            add(sub.element, member_id.subsystem(sub.text("subsystemCode")))
-    return ids
+    for element in conf.all("member"):
+        texts, others = _leaves(element, ("memberCode", "name"), code)
+        class_elements = others.get("memberClass", [])
+        if len(class_elements) != 1:
+            raise (
+                _missing(element, "memberClass", code)
+                if not class_elements
+                else XRoadError(code, "member: more than one memberClass")
+            )
+        class_texts, _ = _leaves(class_elements[0], ("code", "description"), code)
+        if "memberCode" not in texts or "name" not in texts:
+            raise _missing(element, "memberCode" if "memberCode" not in texts else "name", code)
+        if "code" not in class_texts or "description" not in class_texts:
+            missing = "code" if "code" not in class_texts else "description"
+            raise _missing(class_elements[0], missing, code)
+        key = (class_texts["code"], class_texts["description"])
+        member_class = classes.get(key)
+        if member_class is None:
+            member_class = classes[key] = MemberClass(*key)
+        member_code = texts["memberCode"]
+        member_id = ClientId(instance, key[0], member_code)
+        add(element.get("id"), member_id)
+        subsystems = []
+        for sub in others.get("subsystem", ()):
+            sub_code, sub_name = _subsystem(sub, code)
+            subsystems.append(Subsystem(sub_code, sub_name))
+            xml_id = sub.get("id")
+            if xml_id is not None:
+                add(xml_id, member_id.subsystem(sub_code))
+        members.append(Member(member_class, member_code, texts["name"], tuple(subsystems)))
+    return tuple(members), ids
 
 
 def _resolve(node: Node, ref: str, ids: dict[str, ClientId]) -> ClientId:
