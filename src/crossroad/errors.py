@@ -174,6 +174,23 @@ class Code:
     API_KEY_NOT_FOUND: Final = "api_key_not_found"
     API_KEY_INVALID: Final = "api_key_invalid"  # ours: 401
     PERMISSION_DENIED: Final = "permission_denied"  # ours: 403
+    # messages on the wire: SOAP, MIME, REST, the transport message (protocols.md §2.5)
+    BAD_REQUEST: Final = "bad_request"
+    INVALID_SOAP: Final = "invalid_soap"
+    INVALID_SOAP_ACTION: Final = "invalid_soap_action"
+    MISSING_HEADER: Final = "missing_header"
+    MISSING_HEADER_FIELD: Final = "missing_header_field"
+    DUPLICATE_HEADER_FIELD: Final = "duplicate_header_field"
+    MISSING_BODY: Final = "missing_body"
+    INVALID_BODY: Final = "invalid_body"
+    INCONSISTENT_HEADERS: Final = "inconsistent_headers"
+    INCONSISTENT_RESPONSE: Final = "inconsistent_response"
+    INVALID_PROTOCOL_VERSION: Final = "invalid_protocol_version"
+    MIME_PARSING_FAILED: Final = "mime_parsing_failed"
+    MISSING_SOAP: Final = "missing_soap"
+    MISSING_REST: Final = "missing_rest"
+    MISSING_SIGNATURE: Final = "missing_signature"
+    SERVICE_FAILED: Final = "service_failed"
     # proxy
     ACCESS_DENIED: Final = "access_denied"
     UNKNOWN_MEMBER: Final = "unknown_member"
