@@ -1,0 +1,1 @@
+"""Migration scripts of the security server configuration schema (one per revision)."""
