@@ -79,7 +79,8 @@ def ok(response: Any, status: int = 200) -> Any:
 def error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()
-    assert body["status"] == status and body["error"]["code"] == code, body
+    assert body["status"] == status, body
+    assert body["error"]["code"] == code, body
     return body
 
 
