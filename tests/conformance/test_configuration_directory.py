@@ -9,6 +9,7 @@ so (the client test directories expire on 2026-05-20T17:42:55Z).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,12 @@ from crossroad.errors import Code, XRoadError
 from crossroad.globalconf.directory import Metadata
 from crossroad.globalconf.privateparams import parse_anchor, parse_private_parameters
 from crossroad.globalconf.sharedparams import parse_shared_parameters
-from crossroad.globalconf.signed import SignedDirectory, check_content
+from crossroad.globalconf.signed import (
+    DirectoryEntry,
+    SignedDirectory,
+    build_signed_directory,
+    check_content,
+)
 from crossroad.globalconf.snapshot import configuration_path, locations
 
 UTC = dt.UTC
@@ -353,3 +359,42 @@ def test_conf_proxy_download_dir(vectors: Path) -> None:
         assert meta.configuration_version == 2
     private = parse_private_parameters((root / "EE" / "private-params.xml").read_bytes())
     assert private.instance_identifier == "EE"
+
+
+@pytest.mark.parametrize(
+    ("version", "kind"),
+    [(v, k) for v in (3, 4, 5, 6) for k in ("internal", "external") if (v, k) != (6, "external")],
+)
+def test_build_reproduces_central_server_bytes(system: Path, version: int, kind: str) -> None:
+    """Given the same inputs (files, expiry, boundaries, signature value), our builder writes the
+    central server's directory byte for byte.  (V6 externalconf lists an external variant of
+    shared-params.xml that is not in the repository, so its hash cannot be reproduced.)"""
+    raw = (system / f"public/V{version}/{kind}conf").read_bytes()
+    directory = SignedDirectory.parse(raw)
+    anchor = parse_anchor((system / "configuration_anchor_CS_internal.xml").read_bytes())
+    candidates = [
+        *_source_certs(system, version, kind),
+        *(c for s in anchor.sources for c in s.verification_certs),
+    ]
+    signer = directory.find_verification_cert(candidates)
+    folder = _timestamp_dir(system, version)
+    outer, inner = re.findall(rb"boundary=(\w+)", raw)[:2]
+    rebuilt = build_signed_directory(
+        [
+            DirectoryEntry(
+                p.content_identifier,
+                p.instance,
+                p.location,
+                (folder / Path(p.location).name).read_bytes(),
+            )
+            for p in directory.parts
+        ],
+        expires=directory.expires,
+        version=version,
+        signing_cert=signer,
+        sign=lambda data: directory.signature if data == directory.signed_data else b"",
+        algorithm=directory.signature_algorithm,
+        boundary=outer.decode(),
+        inner_boundary=inner.decode(),
+    )
+    assert rebuilt == raw
