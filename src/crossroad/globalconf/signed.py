@@ -1,5 +1,5 @@
 """The signed configuration directory (protocols.md §5.1–5.2, §12.5 items 5–8): parse, verify,
-build; and the download locations a configuration client derives from shared parameters.
+build.  (The download locations V3+ shared parameters offer are in :mod:`.snapshot`.)
 
 The file a central server serves (``internalconf``, ``externalconf``, a configuration proxy's
 ``conf``) begins with its own MIME header: a ``multipart/related`` whose first part is a
