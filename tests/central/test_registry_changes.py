@@ -490,6 +490,7 @@ def test_api_keys(scratch: sa.Engine, reg: Registry) -> None:
 
 def test_batch_is_all_or_nothing(reg: Registry) -> None:
     before = history_count(reg)
+
     def twice() -> None:
         with reg.batch():
             reg.add_member(ClientId("EE", "GOV", "10"), "Ten")
