@@ -225,6 +225,7 @@ class Code:
     ACCESSRIGHT_NOT_FOUND: Final = "accessright_not_found"
     DUPLICATE_ACCESSRIGHT: Final = "duplicate_accessright"
     INVALID_SERVICE_CLIENT_ID: Final = "invalid_service_client_id"
+    SERVICE_CLIENT_NOT_FOUND: Final = "service_client_not_found"
     LOCAL_GROUP_NOT_FOUND: Final = "local_group_not_found"
     LOCAL_GROUP_CODE_ALREADY_EXISTS: Final = "local_group_code_already_exists"
     LOCAL_GROUP_MEMBER_ALREADY_EXISTS: Final = "local_group_member_already_exists"
