@@ -195,15 +195,18 @@ def test_generation_needs_a_management_service(tmp_path: Path) -> None:
 
 
 def test_run_generates_and_serves_until_stopped(tmp_path: Path) -> None:
-    port = _free_port()
-    _init(tmp_path / "cs", port=port, generation_interval_seconds=1)
+    from crossroad.central.registry import Role
+
+    port, api_port = _free_port(), _free_port()
+    _init(tmp_path / "cs", port=port, generation_interval_seconds=1, api_port=api_port)
+    with srv.CentralState.open(tmp_path / "cs") as state:
+        _, secret = state.registry.create_api_key("observer", [Role.OBSERVER])
+    auth = {"Authorization": f"X-Road-ApiKey token={secret}"}
 
     async def main() -> None:
         stop = asyncio.Event()
         ready: list[srv.Running] = []
-        task = asyncio.create_task(
-            srv.run(tmp_path / "cs", stop=stop, on_ready=ready.append, serve_api=False)
-        )
+        task = asyncio.create_task(srv.run(tmp_path / "cs", stop=stop, on_ready=ready.append))
         for _ in range(100):
             if ready or task.done():
                 break
@@ -225,6 +228,20 @@ def test_run_generates_and_serves_until_stopped(tmp_path: Path) -> None:
             assert status["timestamp"] != first
             async with session.get(f"http://127.0.0.1:{port}/externalconf") as resp:
                 assert resp.status == 200
+            # The management API is served by the same process.
+            assert ready[0].api_url == f"http://127.0.0.1:{api_port}/"
+            for _ in range(100):
+                try:
+                    async with session.get(
+                        f"{ready[0].api_url}api/v1/generation-status", headers=auth
+                    ) as resp:
+                        assert resp.status == 200
+                        assert (await resp.json())["success"] is True
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the management API did not answer")
         stop.set()
         final = await asyncio.wait_for(task, 10)
         assert final.success
@@ -237,3 +254,69 @@ def test_run_once(tmp_path: Path) -> None:
     status = asyncio.run(srv.run(tmp_path / "cs", once=True))
     assert status.success
     assert (tmp_path / "cs" / "public" / "V6" / "internalconf").is_file()
+
+
+# --- management API routes of the distribution side ----------------------------------------------
+
+
+def test_management_api_sources_keys_and_anchors(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from crossroad.central.api import create_app
+    from crossroad.central.registry import Role
+
+    _init(tmp_path / "cs")
+    with srv.CentralState.open(tmp_path / "cs") as state:
+        _, officer = state.registry.create_api_key("officer", [Role.SECURITY_OFFICER])
+        _, observer = state.registry.create_api_key("observer", [Role.OBSERVER])
+        assert srv.generate_once(state).success
+        app = create_app(state.engine, config=state.config)
+        h_off = {"Authorization": f"X-Road-ApiKey token={officer}"}
+        h_obs = {"Authorization": f"X-Road-ApiKey token={observer}"}
+        with TestClient(app) as client:
+            base = "/api/v1/configuration-sources"
+            source = client.get(f"{base}/INTERNAL", headers=h_obs).json()
+            assert source["download_url"] == "http://127.0.0.1:8080/internalconf"
+            assert [k["active"] for k in source["signing_keys"]] == [True]
+            download = client.get(f"{base}/internal/anchor/download", headers=h_obs)
+            assert download.headers["content-type"] == "application/xml"
+            assert anchor_hash(download.content) == source["anchor"]["hash"]
+            assert client.get(f"{base}/internal/anchor", headers=h_obs).json() == source["anchor"]
+            url = client.get(f"{base}/EXTERNAL/download-url", headers=h_obs).json()
+            assert url == {"url": "http://127.0.0.1:8080/externalconf"}
+            assert client.get(f"{base}/middle/anchor", headers=h_obs).status_code == 400
+            assert client.get(f"{base}/internal/anchor").status_code == 401
+
+            body = {"key_type": "ec-p256"}
+            denied = client.post(f"{base}/internal/signing-keys", json=body, headers=h_obs)
+            assert denied.status_code == 403
+            added = client.post(f"{base}/internal/signing-keys", json=body, headers=h_off)
+            assert added.status_code == 201, added.text
+            key = added.json()
+            assert key["active"] is False
+            assert key["subject"] == "CN=internalSigningKey"
+            listed = client.get(f"{base}/internal/signing-keys", headers=h_obs).json()
+            assert [k["key_id"] for k in listed][1] == key["key_id"]
+            rotated = client.get(f"{base}/internal/anchor", headers=h_obs).json()
+            assert rotated["hash"] != source["anchor"]["hash"]
+            again = client.put(f"{base}/internal/anchor/re-create", headers=h_off).json()
+            assert again["hash"] != rotated["hash"]  # a new generatedAt, a new hash
+
+            old_id = source["signing_keys"][0]["key_id"]
+            busy = client.delete(f"/api/v1/signing-keys/{old_id}", headers=h_off)
+            assert busy.status_code == 409
+            assert busy.json()["error"]["code"] == Code.SIGNING_KEY_ACTION_NOT_POSSIBLE
+            active = client.put(f"/api/v1/signing-keys/{key['key_id']}/activate", headers=h_off)
+            assert active.json()["active"] is True
+            assert client.delete(f"/api/v1/signing-keys/{old_id}", headers=h_off).status_code == 204
+            missing = client.put(f"/api/v1/signing-keys/{old_id}/activate", headers=h_off)
+            assert missing.status_code == 404
+
+            status = client.get("/api/v1/generation-status", headers=h_obs).json()
+            assert status["success"] is True
+            assert status["versions"] == [2, 3, 4, 5, 6]
+        unconfigured = create_app(state.engine, require_api_key=False)
+        with TestClient(unconfigured) as client:
+            failed = client.get("/api/v1/generation-status")
+            assert failed.status_code == 500
+            assert failed.json()["error"]["code"] == Code.INTERNAL_ERROR

@@ -65,7 +65,7 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def keys(state: Path) -> list[dict[str, object]]:
-    result = invoke("keys", "list", "--json", "--state-dir", str(state))
+    result = invoke("keys", "list", "--json", "--dir", str(state))
     assert result.exit_code == 0, result.output
     return list(json.loads(result.output))
 
@@ -82,7 +82,7 @@ def test_generate_publishes_every_version(state: Path) -> None:
     assert "(V2,V3,V4,V5,V6)" in result.output
     anchor = state / "anchor.xml"
     result = invoke(
-        "anchor", "export", "--source", "internal", "--out", str(anchor), "--state-dir", str(state)
+        "anchor", "export", "--source", "internal", "--out", str(anchor), "--dir", str(state)
     )
     assert result.exit_code == 0, result.output
     digest = hashlib.sha224(anchor.read_bytes()).hexdigest().upper()
@@ -98,7 +98,7 @@ def test_key_rotation_commands(state: Path) -> None:
     before = keys(state)
     assert [(k["source"], k["active"]) for k in before] == [("internal", True), ("external", True)]
     result = invoke(
-        "keys", "add", "--source", "internal", "--key-type", "ec-p256", "--state-dir", str(state)
+        "keys", "add", "--source", "internal", "--key-type", "ec-p256", "--dir", str(state)
     )
     assert result.exit_code == 0, result.output
     assert "(inactive)" in result.output
@@ -107,32 +107,32 @@ def test_key_rotation_commands(state: Path) -> None:
     assert added[0]["active"] is False
     new_id = str(added[0]["key_id"])
     # The re-exported anchor (to stdout) trusts both keys.
-    result = invoke("anchor", "export", "--source", "internal", "--state-dir", str(state))
+    result = invoke("anchor", "export", "--source", "internal", "--dir", str(state))
     assert result.exit_code == 0, result.output
     assert result.output.count("<verificationCert>") == 2
     assert "hash: " in result.output
 
     old_id = str(before[0]["key_id"])
-    result = invoke("keys", "delete", old_id, "--state-dir", str(state))
+    result = invoke("keys", "delete", old_id, "--dir", str(state))
     assert result.exit_code == 1
     assert "error: signing_key_action_not_possible:" in result.output
-    result = invoke("keys", "activate", new_id.lower(), "--state-dir", str(state))
+    result = invoke("keys", "activate", new_id.lower(), "--dir", str(state))
     assert result.exit_code == 0, result.output
     assert invoke("generate", str(state)).exit_code == 0
-    result = invoke("keys", "delete", old_id, "--state-dir", str(state))
+    result = invoke("keys", "delete", old_id, "--dir", str(state))
     assert result.exit_code == 0, result.output
     assert [k["key_id"] for k in keys(state) if k["source"] == "internal"] == [new_id]
     assert not (state / "keys" / f"{old_id}.pem").exists()
-    plain = invoke("keys", "list", "--state-dir", str(state))
+    plain = invoke("keys", "list", "--dir", str(state))
     assert new_id in plain.output
     assert "CN=internalSigningKey" in plain.output
 
 
 def test_refusals(state: Path, tmp_path: Path) -> None:
     cases = [
-        (("keys", "activate", "00" * 20, "--state-dir", str(state)), "signing_key_not_found"),
-        (("keys", "add", "--source", "middle", "--state-dir", str(state)), "invalid_request"),
-        (("keys", "add", "--source", "external", "--key-type", "dsa", "--state-dir", str(state)),
+        (("keys", "activate", "00" * 20, "--dir", str(state)), "signing_key_not_found"),
+        (("keys", "add", "--source", "middle", "--dir", str(state)), "invalid_request"),
+        (("keys", "add", "--source", "external", "--key-type", "dsa", "--dir", str(state)),
          "invalid_request"),
         (("keys", "list", "--state-dir", str(tmp_path / "none")), "io_error"),
         (("generate", str(tmp_path / "none")), "io_error"),

@@ -203,9 +203,14 @@ def delete_signing_key(
 
 
 def export_anchor(
-    state: CentralState, source: KeySource | str, *, now: dt.datetime | None = None
+    state: CentralState,
+    source: KeySource | str,
+    *,
+    now: dt.datetime | None = None,
+    force: bool = False,
 ) -> anchors.ExportedAnchor:
-    """The anchor of ``source`` (regenerated and stored only when keys or address changed)."""
+    """The anchor of ``source`` (regenerated and stored only when keys or address changed, or
+    when ``force``)."""
     src = KeySource(source)
     registry = state.registry
     certs = [r.cert for r in _ordered(registry.signing_keys(src.value))]
@@ -219,7 +224,7 @@ def export_anchor(
     )
     moment = now or registry.clock.now()
     exported, changed = anchors.refresh_anchor(
-        stored,
+        None if force else stored,
         src,
         instance=registry.instance_identifier(),
         urls=anchors.download_urls(state.public_address, src),
@@ -440,7 +445,7 @@ def _management_app(state: CentralState) -> Any | None:
         if exc.name != "crossroad.central.api":
             raise
         return None
-    return api.create_app(state.registry)
+    return api.create_app(state.engine, config=state.config)
 
 
 async def _serve_api(app: Any, host: str, port: int, stop: asyncio.Event) -> None:

@@ -6,7 +6,8 @@ instance and its default member classes, and one internal and one external signi
 and prints both anchors' hashes.  ``run`` generates every interval and serves ``/internalconf``,
 ``/externalconf`` (and the management API when installed) until SIGTERM/SIGINT; ``run --once``
 and ``generate`` run one cycle.  ``keys`` and ``anchor`` work on the state directory given with
-``--state-dir`` (default ``$CROSSROAD_CENTRAL_STATE``, else the current directory).
+``--dir`` (as the registry commands; default ``$CROSSROAD_CENTRAL_STATE``, else the current
+directory).
 
 Key rotation: ``keys add`` (the new key is inactive; it is published in shared parameters and
 in the re-exported anchor), wait until clients have it, ``keys activate``, later ``keys delete``
@@ -39,6 +40,7 @@ _STATE_ENV = "CROSSROAD_CENTRAL_STATE"
 _DIR = typer.Argument(..., help="State directory of the central server.")
 _STATE = typer.Option(
     Path("."),
+    "--dir",
     "--state-dir",
     "-d",
     envvar=_STATE_ENV,
