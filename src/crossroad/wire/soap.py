@@ -297,6 +297,8 @@ class SoapParser:
 
     def _drain(self) -> None:
         for event, el in self._parser.read_events():
+            if not isinstance(el, etree._Element):
+                continue
             if event == "start":
                 self._start(el)
             else:
@@ -308,7 +310,7 @@ class SoapParser:
             return
         if not self._stack:
             self._root_seen = True
-            if el.getroottree().docinfo.doctype:
+            if getattr(el.getroottree().docinfo, "doctype", ""):
                 raise _invalid_soap("Malformed SOAP message: DOCTYPE is not allowed")
             if tag != _ENVELOPE:
                 raise _invalid_soap("Malformed SOAP message: envelope missing")
@@ -413,7 +415,7 @@ class SoapParser:
             handler(self, frame, el)
         if frame.kind in ("payload", "fault"):
             # Body content is not needed once read: drop it so large bodies stay out of memory.
-            el.clear(keep_tail=False)
+            el.clear()
             parent = el.getparent()
             while parent is not None and el.getprevious() is not None:
                 del parent[0]
@@ -474,13 +476,13 @@ class SoapParser:
             raise XRoadError(Code.MISSING_HEADER_FIELD, "Message header must contain service id")
         if self._body is None:
             raise XRoadError(Code.MISSING_BODY, "Malformed SOAP message: body missing")
-        name = self._body.data.get("service")
-        if name is None:
+        body_name = self._body.data.get("service")
+        if body_name is None:
             raise XRoadError(
                 Code.INVALID_BODY,
                 "Malformed SOAP message: body must have exactly one child element",
             )
-        if not name.startswith(service.service_code):
+        if not body_name.startswith(service.service_code):
             raise XRoadError(
                 Code.INCONSISTENT_HEADERS,
                 "Malformed SOAP message: service code does not match in header and body",
