@@ -320,3 +320,18 @@ def test_management_api_sources_keys_and_anchors(tmp_path: Path) -> None:
             failed = client.get("/api/v1/generation-status")
             assert failed.status_code == 500
             assert failed.json()["error"]["code"] == Code.INTERNAL_ERROR
+
+
+def test_init_settings_and_a_failed_init_can_be_repeated(tmp_path: Path) -> None:
+    with pytest.raises(XRoadError) as err:
+        _init(tmp_path / "cs", conf_expire_interval_seconds=30)
+    assert err.value.code == Code.INVALID_SYSTEM_PARAMETER
+    assert not (tmp_path / "cs" / "central.toml").exists()
+    created = _init(tmp_path / "cs", conf_expire_interval_seconds=900)
+    assert created.config.conf_expire_interval_seconds == 900
+    with srv.CentralState.open(tmp_path / "cs") as state:
+        assert len(state.registry.signing_keys()) == 2
+        status = srv.generate_once(state, T0)
+        assert status.expires == T0 + dt.timedelta(seconds=900)
+        directory = SignedDirectory.parse(_directory(state, 2))
+        assert directory.expires == T0 + dt.timedelta(seconds=900)

@@ -67,6 +67,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "generation-status.json"
+CONF_EXPIRE = "confExpireIntervalSeconds"
 
 
 @dataclass
@@ -284,6 +285,7 @@ def initialize(
     management_provider: ClientId | None = None,
     management_name: str = "X-Road Operator",
     generation_interval_seconds: int = 60,
+    conf_expire_interval_seconds: int = 600,
 ) -> Initialized:
     """Create a central server: ``central.toml``, the schema, the instance with its default
     member classes, an active internal and external signing key, and both anchors.  With
@@ -301,20 +303,33 @@ def initialize(
         distribution_port=distribution_port,
         api_port=api_port,
         generation_interval_seconds=generation_interval_seconds,
+        conf_expire_interval_seconds=conf_expire_interval_seconds,
     )
     config.save()
-    with CentralState.open(state, actor="cli:init") as opened:
-        registry = opened.registry
-        registry.initialize(instance, address)
-        existing = {mc.code for mc in registry.member_classes()}
-        for code, description in DEFAULT_MEMBER_CLASSES:
-            if code not in existing:
-                registry.add_member_class(code, description)
-        if management_provider is not None:
-            _set_management_provider(registry, management_provider, management_name)
-        keys = tuple(add_signing_key(opened, s, key_type=key_type) for s in KeySource)
-        exported = refresh_anchors(opened)
-        return Initialized(opened.config, keys, exported, config.key_passphrase() is not None)
+    try:
+        with CentralState.open(state, actor="cli:init") as opened:
+            registry = opened.registry
+            registry.initialize(instance, address)
+            if str(conf_expire_interval_seconds) != registry.parameters()[CONF_EXPIRE]:
+                # Generation reads the registry parameter (the management API changes it).
+                registry.set_parameter(CONF_EXPIRE, str(conf_expire_interval_seconds))
+            existing = {mc.code for mc in registry.member_classes()}
+            for code, description in DEFAULT_MEMBER_CLASSES:
+                if code not in existing:
+                    registry.add_member_class(code, description)
+            if management_provider is not None:
+                _set_management_provider(registry, management_provider, management_name)
+            keys = tuple(
+                registry.active_signing_key(s.value)
+                or add_signing_key(opened, s, key_type=key_type)
+                for s in KeySource
+            )
+            exported = refresh_anchors(opened)
+            return Initialized(opened.config, keys, exported, config.key_passphrase() is not None)
+    except BaseException:
+        # Let a corrected ``init`` run again (what the database already holds is reused).
+        config.path.unlink(missing_ok=True)
+        raise
 
 
 def _set_management_provider(registry: Registry, provider: ClientId, name: str) -> None:
@@ -393,7 +408,7 @@ def _cycle(state: CentralState, now: dt.datetime) -> distribution.Publication:
     digest = params.get("confSignDigestAlgoId", "SHA-512")
     internal = _active_key(state, KeySource.INTERNAL, digest)
     external = _active_key(state, KeySource.EXTERNAL, digest)
-    expire = dt.timedelta(seconds=int(params.get("confExpireIntervalSeconds", "600")))
+    expire = dt.timedelta(seconds=int(params.get(CONF_EXPIRE, "600")))
     publication = distribution.publish(
         state.config.public_dir,
         versions,

@@ -98,6 +98,10 @@ def init(
     ),
     distribution_port: int = typer.Option(8080, help="Port serving /internalconf."),
     api_port: int = typer.Option(4000, help="Port of the management API."),
+    interval: int = typer.Option(60, "--interval", help="Seconds between generations."),
+    conf_expire: int = typer.Option(
+        600, "--conf-expire", help="Seconds a published configuration stays valid."
+    ),
     key_type: str = typer.Option(
         "rsa2048", help="Signing key type: rsa2048|3072|4096, ec-p256|384."
     ),
@@ -127,6 +131,8 @@ def init(
             if management_provider
             else None,
             management_name=management_name,
+            generation_interval_seconds=interval,
+            conf_expire_interval_seconds=conf_expire,
         )
     for record in created.keys:
         typer.echo(f"{record.source_type.value} signing key {record.key_id} (active)")
