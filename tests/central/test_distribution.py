@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crossroad.central import distribution as d
 from crossroad.central import generation as g
@@ -383,3 +385,36 @@ def test_http_without_publication(tmp_path: Path) -> None:
         assert (await client.get("/internalconf?version=6")).status == 404
 
     _serve(tmp_path / "missing", check)
+
+
+_SEGMENT = st.text(
+    alphabet=st.sampled_from(list("V0123456789.%2fe/\\abcinternalconf-_?=&#~ ")), max_size=30
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(paths=st.lists(st.lists(_SEGMENT, min_size=1, max_size=4), min_size=1, max_size=15))
+def test_http_random_paths_never_fail_or_escape(
+    tmp_path_factory: pytest.TempPathFactory, paths: list[list[str]]
+) -> None:
+    root = tmp_path_factory.mktemp("pub")
+    (root / "V2").mkdir()
+    (root / "V2" / "internalconf").write_bytes(b"directory")
+    (root / "secret").write_bytes(b"secret")
+
+    async def check(client: TestClient) -> None:
+        for segments in paths:
+            path = "/" + "/".join(segments).lstrip("/")
+            try:
+                resp = await client.get(path, allow_redirects=False)
+            except ValueError:
+                continue  # not a URL aiohttp's client will send
+            assert resp.status in (200, 404, 405), (path, resp.status)
+            body = await resp.read()
+            assert b"secret" not in body
+            if resp.status == 200:
+                assert body == b"directory"
+
+    _serve(root, check)
