@@ -465,16 +465,17 @@ class MultipartWriter:
     """
 
     def __init__(self, boundary: str) -> None:
+        self._boundary = boundary
         self._stack = [boundary]
         self._in_part = False
 
     @property
     def boundary(self) -> str:
-        return self._stack[0]
+        return self._boundary
 
     @property
     def content_type(self) -> str:
-        return multipart_mixed(self._stack[0])
+        return multipart_mixed(self._boundary)
 
     @property
     def depth(self) -> int:
