@@ -7,8 +7,8 @@ Every change runs in one writing transaction and bumps ``ss_server.generation``;
 :attr:`ServerConfStore.current` returns the last snapshot without touching the database.
 
 This module owns the server, clients, IS certificates, status changes and API keys; service
-descriptions, services, endpoints, access rights and local groups are in
-:mod:`crossroad.serverconf.store_services`.
+descriptions and services are in :mod:`crossroad.serverconf.store_services`, endpoints,
+access rights and local groups in :mod:`crossroad.serverconf.store_access`.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from crossroad.crypto.certs import load_certificate
 from crossroad.errors import Code, XRoadError
 from crossroad.identifiers import ClientId, SecurityServerId
 from crossroad.serverconf.model import ClientStatus, ConnectionType
+from crossroad.serverconf.store_access import AccessMixin
 from crossroad.serverconf.store_base import (
     check_client_id,
     client_columns,
     client_from_row,
     utc,
 )
-from crossroad.serverconf.store_services import ServicesMixin
 from crossroad.storage import serverconf_schema as t
 
 __all__ = ["ApiKeyRecord", "Role", "ServerConfStore", "api_key_hash"]
@@ -65,7 +65,7 @@ def api_key_hash(secret: str) -> str:
     return hashlib.sha256(secret.strip().encode("utf-8")).hexdigest()
 
 
-class ServerConfStore(ServicesMixin):
+class ServerConfStore(AccessMixin):
     """Typed changes to the security server configuration; see the module docstring."""
 
     # -- the server --
