@@ -278,7 +278,9 @@ def parse_openapi(
     if isinstance(servers, list) and servers and isinstance(servers[0], dict):
         first = servers[0].get("url")
         base_url = first if isinstance(first, str) else ""
-    if "{" not in base_url and source_url:
+    # Relative server URLs are relative to where the description was read (HTTP sources only:
+    # a description read from a local file says nothing about where the service is).
+    if "{" not in base_url and source_url and source_url.lower().startswith(("http:", "https:")):
         base_url = urljoin(source_url, base_url)
     paths = doc.get("paths")
     if paths is not None and not isinstance(paths, dict):
