@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "crossroad.cli.globalconf",
     "crossroad.cli.central",
     "crossroad.cli.confproxy",
+    "crossroad.cli.server",
 )
 
 for _name in _COMMAND_MODULES:

@@ -155,19 +155,7 @@ api_keys = sa.Table(
 
 
 def migrate(engine: sa.Engine) -> None:
-    """Bring the serverconf schema to its newest revision.
-
-    Runs through :func:`crossroad.storage.engine.migrate` once that lists this component; until
-    then the same Alembic run (shared ``env.py``, own scripts and version table) is made here.
-    """
+    """Bring the serverconf schema to its newest revision (shared ``env.py``, own scripts)."""
     from crossroad.storage import engine as storage
 
-    if COMPONENT in storage.COMPONENTS:
-        storage.migrate(engine, COMPONENT)
-        return
-    from alembic import command
-
-    with engine.connect() as conn, conn.execution_options(**storage.WRITE).begin():
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(0x58525353)))
-        command.upgrade(storage._alembic_config(conn, COMPONENT), "head")
+    storage.migrate(engine, COMPONENT)
