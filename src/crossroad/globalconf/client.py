@@ -43,6 +43,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import aiohttp
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from crossroad.clock import SYSTEM, Clock
 from crossroad.errors import Code, XRoadError
@@ -120,9 +121,11 @@ class UpdateResult:
     location: str | None = None
     version: int | None = None
     expires: dt.datetime | None = None
+    signer: bytes | None = None  # DER of the certificate that verified the directory
     downloaded: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     error: XRoadError | None = None
+    # every location that failed on the way (also when a later one succeeded)
     failures: tuple[tuple[str, XRoadError], ...] = ()
     federation: Mapping[str, XRoadError | None] = field(default_factory=dict)
 
@@ -149,6 +152,7 @@ class _Download:
     version: int
     expires: dt.datetime
     parts: tuple[_Part, ...]
+    signer: bytes
 
 
 def _with_version(url: str, version: int) -> str:
@@ -381,9 +385,11 @@ class ConfigurationClient:
             location=main.url,
             version=main.version,
             expires=snapshot.expires_at(),
+            signer=main.signer,
             downloaded=tuple(f"{p.instance}/{p.name}" for p, _ in stored if p.existing is None),
             kept=tuple(f"{p.instance}/{p.name}" for p, _ in stored if p.existing is not None),
             federation=federation,
+            failures=tuple(self._attempts),
         )
 
     # -- one source ---------------------------------------------------------------------------
@@ -451,7 +457,7 @@ class ConfigurationClient:
     ) -> _Download:
         versioned, body = await self._fetch_directory(http, url)
         directory = SignedDirectory.parse(body)
-        directory.verify(certs, now)
+        signer = directory.verify(certs, now).public_bytes(Encoding.DER)
         version = directory.version or FALLBACK_VERSION
         parts: list[_Part] = []
         for part in directory.parts:
@@ -469,7 +475,7 @@ class ConfigurationClient:
                 data = await self._get(http, target, MAX_FILE_BYTES, directory=False)
             check_content(part, data)
             parts.append(_Part(part, part.instance, name, data, existing, _parse(part, data)))
-        return _Download(versioned, version, directory.expires, tuple(parts))
+        return _Download(versioned, version, directory.expires, tuple(parts), signer)
 
     async def _fetch_directory(self, http: aiohttp.ClientSession, url: str) -> tuple[str, bytes]:
         """Negotiate the version at ``url`` and return the versioned URL and the directory."""
