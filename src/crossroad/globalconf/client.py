@@ -162,20 +162,11 @@ def _with_version(url: str, version: int) -> str:
     return urlunsplit((scheme, netloc, path, urlencode(params), fragment))
 
 
-def _has_version(url: str) -> bool:
-    return any(k == "version" for k, _ in parse_qsl(urlsplit(url).query))
-
-
 def _origin(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     port = parts.port or (443 if scheme == "https" else 80)
     return scheme, (parts.hostname or "").lower(), port
-
-
-def _net_error(code: str, url: str, exc: BaseException) -> XRoadError:
-    reason = str(exc) or type(exc).__name__
-    return XRoadError(code, f"Cannot download {url}: {reason}")
 
 
 class ConfigurationClient:
@@ -305,11 +296,7 @@ class ConfigurationClient:
             self.last_result = result
             if result.ok:
                 log.info(
-                    "Global configuration of %s updated from %s (version %s, expires %s)",
-                    self.instance,
-                    result.location,
-                    result.version,
-                    result.expires,
+                    "Global configuration of %s updated from %s", self.instance, result.location
                 )
             else:
                 log.warning("Global configuration update failed: %s", result.error)
@@ -445,7 +432,12 @@ class ConfigurationClient:
         # A source that answered with something wrong says more than one that did not answer.
         unreachable = (Code.GLOBAL_CONF_DOWNLOAD_URL_CONNECTION_FAILURE,)
         telling = next((e for _, e in failures if e.code not in unreachable), failures[0][1])
-        raise XRoadError(telling.code, _describe(anchor.instance_identifier, failures))
+        tried = "; ".join(f"{url}: {exc}" for url, exc in failures)
+        raise XRoadError(
+            telling.code,
+            f"Failed to download the configuration of {anchor.instance_identifier}"
+            f" from any location ({tried})",
+        )
 
     async def _download_location(
         self,
@@ -472,74 +464,55 @@ class ConfigurationClient:
             data = _read_if_same(existing, part)
             if data is None:
                 existing = None
-                data = await self._get(http, target, MAX_FILE_BYTES, directory=False)
+                data = await _http_get(http, target, _PART)
             check_content(part, data)
             parts.append(_Part(part, part.instance, name, data, existing, _parse(part, data)))
         return _Download(versioned, version, directory.expires, tuple(parts), signer)
 
     async def _fetch_directory(self, http: aiohttp.ClientSession, url: str) -> tuple[str, bytes]:
         """Negotiate the version at ``url`` and return the versioned URL and the directory."""
-        if _has_version(url):
-            return url, await self._get(http, url, MAX_DIRECTORY_BYTES, directory=True)
-        probed = (self.fixed_version,) if self.fixed_version is not None else PROBED_VERSIONS
-        for version in probed:
+        if any(k == "version" for k, _ in parse_qsl(urlsplit(url).query)):
+            return url, await _http_get(http, url, _DIRECTORY)  # the URL names its version
+        if self.fixed_version:
+            versioned = _with_version(url, self.fixed_version)
+            return versioned, await _http_get(http, versioned, _DIRECTORY)
+        for version in PROBED_VERSIONS:
             versioned = _with_version(url, version)
-            status, body = await self._request(http, versioned, MAX_DIRECTORY_BYTES, True)
-            if status == 404 and self.fixed_version is None:
-                continue
-            _check_status(status, versioned, directory=True)
-            return versioned, body
+            with contextlib.suppress(_NotFound):
+                return versioned, await _http_get(http, versioned, _DIRECTORY)
         versioned = _with_version(url, FALLBACK_VERSION)
-        return versioned, await self._get(http, versioned, MAX_DIRECTORY_BYTES, directory=True)
-
-    async def _get(
-        self, http: aiohttp.ClientSession, url: str, limit: int, *, directory: bool
-    ) -> bytes:
-        status, body = await self._request(http, url, limit, directory)
-        _check_status(status, url, directory=directory)
-        return body
-
-    async def _request(
-        self, http: aiohttp.ClientSession, url: str, limit: int, directory: bool
-    ) -> tuple[int, bytes]:
-        code = (
-            Code.GLOBAL_CONF_DOWNLOAD_URL_CONNECTION_FAILURE
-            if directory
-            else Code.GLOBAL_CONF_PART_DOWNLOAD_FAILURE
-        )
-        try:
-            async with http.get(url, allow_redirects=False) as response:
-                if response.status != 200:
-                    return response.status, b""
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.content.iter_chunked(65536):
-                    size += len(chunk)
-                    if size > limit:
-                        raise XRoadError(code, f"{url} is larger than {limit} bytes")
-                    chunks.append(chunk)
-                return 200, b"".join(chunks)
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            raise _net_error(code, url, exc) from exc
+        return versioned, await _http_get(http, versioned, _DIRECTORY)
 
 
 # --- helpers -------------------------------------------------------------------------------------
 
-
-def _check_status(status: int, url: str, *, directory: bool) -> None:
-    if status == 200:
-        return
-    code = (
-        Code.GLOBAL_CONF_DOWNLOAD_URL_CONNECTION_FAILURE
-        if directory
-        else Code.GLOBAL_CONF_PART_DOWNLOAD_FAILURE
-    )
-    raise XRoadError(code, f"{url} answered HTTP {status}")
+_DIRECTORY = (Code.GLOBAL_CONF_DOWNLOAD_URL_CONNECTION_FAILURE, MAX_DIRECTORY_BYTES)
+_PART = (Code.GLOBAL_CONF_PART_DOWNLOAD_FAILURE, MAX_FILE_BYTES)
 
 
-def _describe(instance: str, failures: list[tuple[str, XRoadError]]) -> str:
-    lines = "; ".join(f"{url}: {exc}" for url, exc in failures)
-    return f"Failed to download the configuration of {instance} from any location ({lines})"
+class _NotFound(XRoadError):
+    """HTTP 404: during version negotiation, the next version is tried."""
+
+
+async def _http_get(http: aiohttp.ClientSession, url: str, kind: tuple[str, int]) -> bytes:
+    """GET ``url``: a directory or a content file (``kind``: the fault code and size limit)."""
+    code, limit = kind
+    try:
+        async with http.get(url, allow_redirects=False) as response:
+            if response.status == 404:
+                raise _NotFound(code, f"{url} answered HTTP 404")
+            if response.status != 200:
+                raise XRoadError(code, f"{url} answered HTTP {response.status}")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_chunked(65536):
+                size += len(chunk)
+                if size > limit:
+                    raise XRoadError(code, f"{url} is larger than {limit} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+        raise XRoadError(code, f"Cannot download {url}: {exc or type(exc).__name__}") from exc
 
 
 def _content_url(base: str, part: DirectoryPart) -> str:
