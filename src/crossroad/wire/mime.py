@@ -371,14 +371,12 @@ class MultipartParser:
         """After ``\\n--boundary`` at ``k``: (end of the delimiter line, is_close), -1 when this
         is not a delimiter, None when more input is needed."""
         buf, n = self._buf, len(self._buf)
-        is_close = False
         if k < n and buf[k] == 0x2D:  # '-'
             if k + 1 >= n:
                 return -1 if eof else None
             if buf[k + 1] != 0x2D:
                 return -1
-            is_close = True
-            k += 2
+            return k + 2, True  # what follows a close delimiter is epilogue, ignored
         start = k
         while k < n and buf[k] in (0x20, 0x09):
             k += 1
@@ -387,14 +385,13 @@ class MultipartParser:
         if k >= n:
             return (k, True) if eof else None
         if buf[k] == _LF:
-            return k + 1, is_close
+            return k + 1, False
         if buf[k] == _CR:
             if k + 1 >= n:
                 return (k + 1, True) if eof else None
             if buf[k + 1] == _LF:
-                return k + 2, is_close
-        # The close delimiter may be followed by anything (the epilogue is ignored).
-        return (k, True) if is_close else -1
+                return k + 2, False
+        return -1
 
     def _read_header_line(self, out: list[MimeEvent], eof: bool) -> bool:
         buf = self._buf

@@ -371,6 +371,8 @@ class TransportDecoder:
                 limit = self._limits.max_ocsp_bytes
             elif role in (REST_REQUEST, REST_RESPONSE):
                 limit = self._limits.rest.max_header_part_bytes
+            elif role == "fault":
+                limit = self._limits.soap.max_bytes
             if len(self._buffer) + len(data) > limit:
                 raise XRoadError(Code.INVALID_MESSAGE, f"Message part {role} is too large")
             self._buffer += data
