@@ -828,3 +828,64 @@ def test_names_never_leave_the_instance_directory(
         assert "/" not in escaped
         assert escaped not in (".", "..")
     assert set(codes) <= {"malformed_globalconf"}
+
+
+# --- crossroad configuration-client run ----------------------------------------------------------
+
+
+def test_configuration_client_cli_once(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from crossroad.cli.confclient import register
+    from crossroad.globalconf.privateparams import render_anchor
+
+    app = typer.Typer()
+    register(app)
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        result = CliRunner().invoke(app, ["configuration-client", "run", *args])
+        assert "Traceback" not in result.output
+        return result
+
+    source = Source()
+    source.publish(now=dt.datetime.now(dt.UTC))
+    anchor = tmp_path / "anchor.xml"
+    anchor.write_bytes(render_anchor(source.anchor()))
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(source.start())
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(source.stop())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    target = tmp_path / "gc"
+    try:
+        ok = invoke(str(target), "--anchor", str(anchor), "--once")
+        assert ok.exit_code == 0, ok.output
+        assert "updated from" in ok.output
+        again = invoke(str(target), "--anchor", str(anchor), "--once", "--json")
+        assert again.exit_code == 0, again.output
+        report = json.loads(again.output)
+        assert report["ok"] is True
+        assert report["version"] == 6
+        assert report["downloaded"] == []
+        assert sorted(report["kept"]) == ["DEV/private-params.xml", "DEV/shared-params.xml"]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    down = invoke(str(target), "--anchor", str(anchor), "--once")
+    assert down.exit_code == 1
+    assert "error: global_conf_download_url_connection_failure:" in down.output
+    assert load_directory(target).instance == "DEV"  # the previous configuration is kept
+    bad = tmp_path / "bad.xml"
+    bad.write_text("")
+    refused = invoke(str(target), "--anchor", str(bad), "--once")
+    assert refused.exit_code == 1
+    assert "error: malformed_anchor:" in refused.output
