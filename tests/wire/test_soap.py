@@ -165,6 +165,21 @@ def test_malformed_xml_is_invalid_soap(data: bytes) -> None:
     assert code_of(data) == Code.INVALID_SOAP
 
 
+def test_doctype_only_matters_in_the_prolog() -> None:
+    html = doc(body="<SOAP-ENV:Body><getX><![CDATA[<!DOCTYPE html>]]></getX></SOAP-ENV:Body>")
+    assert SoapMessage.parse(html).body_name == "getX"
+    for prolog in (b"<?xml version='1.0'?>\n<!-- c --><?pi x?>  ", b"\xef\xbb\xbf"):
+        assert code_of(prolog + b"<!DOCTYPE x>" + doc()) == Code.INVALID_SOAP
+    utf16 = ("<!DOCTYPE x>" + doc().decode()).encode("utf-16")
+    assert code_of(utf16) == Code.INVALID_SOAP
+    assert SoapMessage.parse(b"<!--" + b"x" * 70_000 + b"-->" + doc()).query_id == "q1"
+    parser = SoapParser()
+    parser.feed(b"<!--" + b"x" * 60_000)
+    with pytest.raises(XRoadError) as err:
+        parser.feed(b"x" * 10_000)  # an unfinished prolog is not rescanned forever
+    assert err.value.code == Code.INVALID_SOAP
+
+
 def test_doctype_split_across_chunks_is_refused() -> None:
     parser = SoapParser()
     parser.feed(b"<!DOC")

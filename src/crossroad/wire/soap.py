@@ -47,7 +47,8 @@ _HEADER = f"{{{SOAP_ENV_NS}}}Header"
 _BODY = f"{{{SOAP_ENV_NS}}}Body"
 _FAULT = f"{{{SOAP_ENV_NS}}}Fault"
 _OBJECT_TYPE = f"{{{ID_NS}}}objectType"
-_DOCTYPE_MARKS = (b"<!DOCTYPE", "<!DOCTYPE".encode("utf-16-le"), "<!DOCTYPE".encode("utf-16-be"))
+_DOCTYPE = b"<!DOCTYPE"
+_MAX_PROLOG = 64 * 1024
 
 # Identifier parts each header identifier may contain (others are ignored, as NIIS does).
 _CLIENT_PARTS = ("xRoadInstance", "memberClass", "memberCode", "subsystemCode")
@@ -195,6 +196,34 @@ def _check_mime_type(content_type: str | None) -> None:
         raise XRoadError(Code.INVALID_CONTENT_TYPE, f"Invalid content type: {mime_type}")
 
 
+def _prolog(raw: bytearray) -> str:
+    """Whether the prolog so far holds a DOCTYPE ("doctype"), has ended ("root") or may
+    still hold one ("more").  UTF-16/32 documents are left to the check on the parsed tree."""
+    if bytes(raw[:2]) in (b"\xff\xfe", b"\xfe\xff") or 0 in raw[:2]:
+        return "root"
+    i = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    n = len(raw)
+    while True:
+        while i < n and raw[i] in b" \t\r\n":
+            i += 1
+        if i >= n:
+            return "more"
+        if raw[i] != 0x3C:  # not markup: libxml2 will refuse it
+            return "root"
+        for start, end in ((b"<?", b"?>"), (b"<!--", b"-->")):
+            if raw.startswith(start, i):
+                j = raw.find(end, i + len(start))
+                if j < 0:
+                    return "more"
+                i = j + len(end)
+                break
+        else:
+            head = bytes(raw[i : i + len(_DOCTYPE)])
+            if head == _DOCTYPE:
+                return "doctype"
+            return "more" if _DOCTYPE.startswith(head) else "root"
+
+
 def _direct_text(el: etree._Element) -> str:
     """The character data directly inside ``el`` (what a SAX handler collects for it)."""
     parts = [el.text or ""]
@@ -251,6 +280,7 @@ class SoapParser:
         )
         self._stack: list[_Frame] = []
         self._root_seen = False
+        self._in_prolog = True
         self._seen: set[str] = set()
         self._values: dict[str, object] = {}
         self._header_finished = False
@@ -266,12 +296,15 @@ class SoapParser:
             raise XRoadError(Code.INTERNAL_ERROR, "SOAP parser is already closed")
         if len(self._raw) + len(data) > self._limits.max_bytes:
             raise _invalid_soap(f"SOAP message is larger than {self._limits.max_bytes} bytes")
-        if not self._root_seen:
-            # Refuse a DOCTYPE before libxml2 reads it (NIIS disallows doctype declarations).
-            window = bytes(self._raw[-32:]) + bytes(data)
-            if any(mark in window for mark in _DOCTYPE_MARKS):
-                raise _invalid_soap("Malformed SOAP message: DOCTYPE is not allowed")
         self._raw += data
+        if self._in_prolog:
+            # Refuse a DOCTYPE before libxml2 reads it (NIIS disallows doctype declarations).
+            state = _prolog(self._raw)
+            if state == "doctype":
+                raise _invalid_soap("Malformed SOAP message: DOCTYPE is not allowed")
+            if state == "more" and len(self._raw) > _MAX_PROLOG:
+                raise _invalid_soap("Malformed SOAP message: XML prolog is too long")
+            self._in_prolog = state == "more"
         try:
             self._parser.feed(bytes(data))
         except etree.XMLSyntaxError as exc:
