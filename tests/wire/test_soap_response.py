@@ -108,6 +108,12 @@ def test_faults_pass_unchanged() -> None:
     assert insert_request_hash(fault, HASH) == fault
 
 
+def test_an_already_parsed_response_is_not_parsed_again() -> None:
+    response = envelope(fields() + '<x:id xmlns:x="http://x-road.eu/xsd/xroad.xsd">q</x:id>')
+    parsed = SoapMessage.parse(response)
+    assert insert_request_hash(response, HASH, parsed=parsed) == insert_request_hash(response, HASH)
+
+
 def test_invalid_responses_keep_their_codes() -> None:
     with pytest.raises(XRoadError) as err:
         insert_request_hash(envelope(fields()), HASH)

@@ -238,15 +238,21 @@ def _decoded(raw: bytes, skip: int, codec: str) -> tuple[str, Callable[[int], in
 
 
 def insert_request_hash(
-    response: bytes, request_hash_value: str, content_type: str | None = TEXT_XML_UTF8
+    response: bytes,
+    request_hash_value: str,
+    content_type: str | None = TEXT_XML_UTF8,
+    *,
+    parsed: SoapMessage | SoapFault | None = None,
 ) -> bytes:
     """The service response with ``requestHash`` (base64 SHA-512 of the request, see
     :func:`request_hash`) in its header, as a provider's server proxy signs and sends it.
 
-    The response is validated first (the usual SOAP codes); a SOAP fault is returned
-    unchanged, since faults of the service travel back as they are.
+    The response is validated first (the usual SOAP codes) unless the caller passes what it
+    already ``parsed`` from these bytes; a SOAP fault is returned unchanged, since faults of
+    the service travel back as they are.
     """
-    parsed = parse_soap(response, content_type)
+    if parsed is None:
+        parsed = parse_soap(response, content_type)
     if isinstance(parsed, SoapFault):
         return bytes(response)
     try:
