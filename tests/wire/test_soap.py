@@ -70,6 +70,7 @@ def test_valid_message_fields() -> None:
     assert (message.user_id, message.issue, message.query_id) == ("EE1", "i", "q1")
     assert (message.body_namespace, message.body_name) == ("urn:x", "getX")
     assert message.is_request
+    assert not message.is_fault
     assert message.charset == "UTF-8"
     assert SoapMessage.parse(doc(), "text/xml; charset=latin1").charset == "latin1"
     assert message.digest() == __import__("hashlib").sha512(message.raw).digest()
@@ -214,6 +215,7 @@ def test_encodings_and_bom() -> None:
 def test_faults_parse() -> None:
     fault = parse_soap(build_fault("server.x", "msg <&>", "detail-1", actor="act"))
     assert isinstance(fault, SoapFault)
+    assert fault.is_fault
     assert (fault.code, fault.string, fault.actor, fault.detail) == (
         "server.x",
         "msg <&>",

@@ -6,7 +6,8 @@
 * :mod:`~crossroad.wire.mime` — content types, incremental multipart parser and writer;
 * :mod:`~crossroad.wire.swa` — SwA/MTOM packages of information systems (§2.3);
 * :mod:`~crossroad.wire.rest` — REST r1 requests/responses and their header parts (§3, §4.5);
-* :mod:`~crossroad.wire.transport` — the security server to security server message (§4.3–4.4).
+* :mod:`~crossroad.wire.transport` — reading the message between security servers (§4.3–4.6);
+* :mod:`~crossroad.wire.transport_encoder` — writing it, part by part.
 
 Nothing here reads the clock, opens sockets or files, or draws random numbers: boundaries,
 message ids and fault details come from the caller.

@@ -56,6 +56,10 @@ class SoapFault:
     raw: bytes = field(default=b"", repr=False)
     charset: str = "UTF-8"
 
+    @property
+    def is_fault(self) -> bool:
+        return True
+
     def to_error(self) -> XRoadError:
         """The fault as an error (code normalised to the 7.8 spelling)."""
         return XRoadError(self.code or "", self.string or "")

@@ -174,6 +174,10 @@ class SoapMessage:
     def is_request(self) -> bool:
         return not self.is_response
 
+    @property
+    def is_fault(self) -> bool:
+        return False  # faults parse to SoapFault; this keeps ``parse_soap`` results uniform
+
     def digest(self, algorithm: DigestAlgorithm = SHA512) -> bytes:
         """The digest of the raw bytes (``/message.xml`` and the request hash, §2.4, §4.6)."""
         return algorithm.digest(self.raw)
