@@ -1,6 +1,7 @@
 """Wire formats of the data path (sans-I/O core): bytes in, values and events out.
 
 * :mod:`~crossroad.wire.soap` — SOAP 4.0 messages of information systems (§2.1–2.2);
+* :mod:`~crossroad.wire.soap_header` — the X-Road header fields as values (§2.2, §12.3);
 * :mod:`~crossroad.wire.soap_response` — response checks and ``requestHash`` (§2.2, §2.4);
 * :mod:`~crossroad.wire.faults` — SOAP faults and REST error responses (§2.5, §3.3);
 * :mod:`~crossroad.wire.mime` — content types, incremental multipart parser and writer;

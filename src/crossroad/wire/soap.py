@@ -32,12 +32,38 @@ from crossroad.errors import Code, XRoadError
 from crossroad.identifiers import ClientId, SecurityServerId, ServiceId
 from crossroad.wire.faults import SOAP_ENV_NS, SoapFault
 from crossroad.wire.mime import TEXT_XML, XOP_XML, ContentType
+from crossroad.wire.soap_header import (
+    ID_NS,
+    REPR_NS,
+    SECURITY_TOKEN_NS,
+    SOAP_ENCODING_NS,
+    XROAD_NS,
+    RepresentedParty,
+    RequestHash,
+    SecurityToken,
+    SoapHeader,
+    header_identifier,
+)
 
-XROAD_NS: Final = "http://x-road.eu/xsd/xroad.xsd"
-ID_NS: Final = "http://x-road.eu/xsd/identifiers"
-REPR_NS: Final = "http://x-road.eu/xsd/representation.xsd"
-SECURITY_TOKEN_NS: Final = "http://x-road.eu/xsd/security-token.xsd"  # noqa: S105
-SOAP_ENCODING_NS: Final = "http://schemas.xmlsoap.org/soap/encoding/"
+__all__ = [
+    "ID_NS",
+    "REPR_NS",
+    "RESPONSE_SUFFIX",
+    "SECURITY_TOKEN_NS",
+    "SOAP_ENCODING_NS",
+    "TEXT_XML_UTF8",
+    "XROAD_NS",
+    "RepresentedParty",
+    "RequestHash",
+    "SecurityToken",
+    "SoapHeader",
+    "SoapLimits",
+    "SoapMessage",
+    "SoapParser",
+    "parse_soap",
+    "validate_soap_action",
+]
+
 TEXT_XML_UTF8: Final = "text/xml; charset=UTF-8"
 PROTOCOL_VERSION_PREFIX: Final = "4."
 RESPONSE_SUFFIX: Final = "Response"
@@ -62,42 +88,6 @@ _IDENTIFIERS: Final = {
 _OBJECT_TYPES: Final = ("MEMBER", "SUBSYSTEM", "SERVER", "GLOBALGROUP", "LOCALGROUP", "SERVICE")
 _VALUE_FIELDS: Final = ("id", "userId", "issue", "protocolVersion")
 _FAULT_FIELDS: Final = ("faultcode", "faultstring", "faultactor")
-
-
-@dataclass(frozen=True)
-class RepresentedParty:
-    """The ``repr:representedParty`` extension: an optional class and a code (§12.3)."""
-
-    party_class: str | None
-    party_code: str | None
-
-
-@dataclass(frozen=True)
-class RequestHash:
-    value: str  # base64, as written
-    algorithm_id: str | None = None
-
-
-@dataclass(frozen=True)
-class SecurityToken:
-    """The ``securityToken`` extension (e.g. a JWT); passed through, never validated."""
-
-    value: str
-    token_type: str | None = None
-
-
-@dataclass(frozen=True)
-class SoapHeader:
-    client: ClientId | None = None
-    service: ServiceId | None = None
-    security_server: SecurityServerId | None = None
-    query_id: str | None = None
-    user_id: str | None = None
-    issue: str | None = None
-    protocol_version: str | None = None
-    request_hash: RequestHash | None = None
-    represented_party: RepresentedParty | None = None
-    security_token: SecurityToken | None = None
 
 
 @dataclass(frozen=True)
@@ -240,10 +230,6 @@ def _split(tag: str) -> tuple[str | None, str]:
         ns, _, local = tag[1:].partition("}")
         return ns, local
     return None, tag
-
-
-def _blank(value: str | None) -> bool:
-    return value is None or not value.strip()
 
 
 class _Frame:
@@ -470,7 +456,7 @@ class SoapParser:
         self._stack[-1].data[frame.name] = _direct_text(el)
 
     def _end_ident(self, frame: _Frame, el: etree._Element) -> None:
-        self._values[frame.name] = _identifier(frame.name, frame.data)
+        self._values[frame.name] = header_identifier(frame.name, frame.data)
 
     def _end_repr(self, frame: _Frame, el: etree._Element) -> None:
         d = frame.data
@@ -575,33 +561,6 @@ _END_HANDLERS: Final[dict[str, Callable[[SoapParser, _Frame, etree._Element], No
     "fault-detail-value": SoapParser._end_fault_detail_value,
     "envelope": SoapParser._end_envelope,
 }
-
-
-def _identifier(kind: str, parts: dict[str, str]) -> ClientId | ServiceId | SecurityServerId:
-    """Build a header identifier; NIIS refuses blank components (``Validation``)."""
-
-    def required(name: str) -> str:
-        value = parts.get(name)
-        if value is None or _blank(value):
-            raise XRoadError(Code.INVALID_XML, f"Identifier in '{kind}' lacks {name}")
-        return value
-
-    def optional(name: str) -> str | None:
-        value = parts.get(name)
-        if value is not None and _blank(value):
-            raise XRoadError(Code.INVALID_XML, f"Identifier in '{kind}' has a blank {name}")
-        return value
-
-    instance, member_class = required("xRoadInstance"), required("memberClass")
-    member_code = required("memberCode")
-    if kind == "securityServer":
-        return SecurityServerId(
-            ClientId(instance, member_class, member_code), required("serverCode")
-        )
-    client = ClientId(instance, member_class, member_code, optional("subsystemCode"))
-    if kind == "client":
-        return client
-    return ServiceId(client, required("serviceCode"), optional("serviceVersion"))
 
 
 def parse_soap(
