@@ -17,6 +17,7 @@ from crossroad.wire.rest import (
     decode_represented_party,
     encode_represented_party,
     is_rest_path,
+    parse_header_part,
     parse_rest_path,
     provider_url,
     rest_request_hash,
@@ -92,6 +93,8 @@ def test_response_header_part_is_the_spec_example() -> None:
     )
     parsed = RestResponse.parse_header_part(resp.header_part())
     assert parsed == resp
+    assert parse_header_part(resp.header_part()) == resp
+    assert parse_header_part(r.header_part()) == r
     assert not parsed.is_error
     assert RestResponse.parse_header_part(resp.header_part().replace(b"200", b"404", 1)).is_error
     assert parsed.filtered_header_part().startswith(b"200\r\nOK\r\nx-road-id:EE-2b9e\r\n")

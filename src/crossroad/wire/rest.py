@@ -41,6 +41,7 @@ __all__ = [
     "RestResponse",
     "check_rest_response",
     "is_rest_path",
+    "parse_header_part",
     "parse_rest_path",
     "provider_url",
     "rest_error_response",
@@ -487,6 +488,14 @@ class RestResponse:
 
     def digest(self, algorithm: DigestAlgorithm = SHA512) -> bytes:
         return algorithm.digest(self.header_part())
+
+
+def parse_header_part(data: bytes, limits: RestLimits | None = None) -> RestRequest | RestResponse:
+    """A REST header part of either kind: a first byte ``1``–``9`` makes it a response
+    (NIIS ``RestMessage.of``)."""
+    if data[:1] and b"1" <= data[:1] <= b"9":
+        return RestResponse.parse_header_part(data, limits)
+    return RestRequest.parse_header_part(data, limits)
 
 
 def rest_request_hash_bytes(header_part: bytes, body_digest: bytes | None) -> bytes:
