@@ -262,7 +262,10 @@ class SoapParser:
             events=("start", "end"),
             resolve_entities=False,
             no_network=True,
-            huge_tree=False,
+            # Large inline payloads (base64 in one text node > 10 MB) are legitimate SOAP; the
+            # size is bounded by SoapLimits.max_bytes and DOCTYPEs are refused before libxml2
+            # sees them, so lifting libxml2's node-size limit opens no entity expansion.
+            huge_tree=True,
             load_dtd=False,
             dtd_validation=False,
             remove_comments=False,
