@@ -30,6 +30,7 @@ from crossroad.wire.faults import SOAP_ENV_NS
 from crossroad.wire.mime import ContentType, parse_multipart
 from crossroad.wire.soap import SoapMessage
 from crossroad.wire.soap_response import check_response, insert_request_hash, request_hash
+from crossroad.wire.swa import decode_package
 
 from .conftest import (
     CONSUMER,
@@ -227,6 +228,19 @@ def test_get_wsdl_answers_multipart_with_the_rewritten_wsdl(
     assert addresses == [ANONYMOUS_ENDPOINT]
     assert b"internal.example" not in response.body
     assert response.body.endswith(b"\r\n--xroadBOUNDARY--\r\n")
+
+
+def test_get_wsdl_package_decodes_as_an_swa_response(
+    serverconf: ServerConf, globalconf: GlobalConfSnapshot
+) -> None:
+    request = soap_request(CONSUMER, _meta(GET_WSDL), _wsdl_body("getRandom", "v1"))
+    response = handle_soap_meta(request, serverconf, globalconf)
+    soap, attachments = decode_package(response.body, response.content_type)
+    assert soap.message.raw == response.soap
+    assert soap.message.body_name == "getWsdlResponse"
+    assert [(a.content_type, body) for a, body in attachments] == [
+        ("text/xml", response.attachments[0].data)
+    ]
 
 
 def test_get_wsdl_defaults_draw_a_boundary_and_content_id(
