@@ -198,6 +198,11 @@ class Code:
     SSL_AUTHENTICATION_FAILED: Final = "ssl_authentication_failed"
     SERVICE_DISABLED: Final = "service_disabled"
     SERVICE_TYPE: Final = "service_type"  # SOAP service called as REST or the reverse
+    SERVICE_MISSING_URL: Final = "service_missing_url"
+    SERVICE_MALFORMED_URL: Final = "service_malformed_url"
+    MAINTENANCE_MODE: Final = "maintenance_mode"
+    CLIENT_PROXY_VERSION_NOT_SUPPORTED: Final = "client_proxy_version_not_supported"
+    UNKNOWN_HOST: Final = "unknown_host"
     # security server configuration and management API (NIIS proxy-ui-api DeviationCodes)
     CLIENT_NOT_FOUND: Final = "client_not_found"
     CLIENT_ALREADY_EXISTS: Final = "client_already_exists"
