@@ -294,8 +294,13 @@ class OcspCache:
                 log.warning("OCSP fetch for %s failed: %s", describe(cert), err)
                 delay = self.retry
             wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), delay)
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives
+            # just as the event is set, and the task would never stop.
+            waiter = asyncio.ensure_future(wake.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=delay)
+            finally:
+                waiter.cancel()
 
     async def untrack(self, cert_id: str) -> None:
         task = self._tasks.pop(cert_id, None)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import pkcs11
-from asn1crypto import algos
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pkcs11 import MGF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
@@ -44,16 +43,25 @@ _HASH_MECHANISMS: Final = {
 _CAPABILITIES: Final = MechanismFlag.SIGN | MechanismFlag.VERIFY
 
 
+# RFC 8017 §9.2 note 1: the DER DigestInfo prefix per hash (NULL parameters included).
+_DIGEST_INFO_PREFIX: Final = {
+    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
+    "sha224": bytes.fromhex("302d300d06096086480165030402040500041c"),
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
+}
+# Named curves by their DER OID (CKA_EC_PARAMS): the byte length of the group order.
+_CURVE_ORDER_BYTES: Final = {
+    bytes.fromhex("06082a8648ce3d030107"): 32,  # P-256
+    bytes.fromhex("06052b81040022"): 48,  # P-384
+    bytes.fromhex("06052b81040023"): 66,  # P-521
+}
+
+
 def _digest_info(digest: DigestAlgorithm, value: bytes) -> bytes:
     """The PKCS#1 v1.5 DigestInfo that CKM_RSA_PKCS signs."""
-    return bytes(
-        algos.DigestInfo(
-            {
-                "digest_algorithm": {"algorithm": digest.hashlib_name, "parameters": None},
-                "digest": value,
-            }
-        ).dump()
-    )
+    return _DIGEST_INFO_PREFIX[digest.hashlib_name] + value
 
 
 def _login_error(exc: Exception, token_id: str) -> XRoadError:
@@ -274,25 +282,27 @@ class Pkcs11Token:
                 Code.UNSUPPORTED_SIGN_ALGORITHM,
                 f"Key '{key_id}' is {key.key_type.name}, cannot sign with {algorithm.name}",
             )
-        self.sign_operations += 1
         try:
             if algorithm.key_type == "RSA":
-                return bytes(
+                signature = bytes(
                     key.sign(_digest_info(algorithm.digest, digest), mechanism=Mechanism.RSA_PKCS)
                 )
-            if algorithm.key_type == "RSA-PSS":
+            elif algorithm.key_type == "RSA-PSS":
                 hash_mech, mgf = _HASH_MECHANISMS[algorithm.digest.hashlib_name]
-                return bytes(
+                signature = bytes(
                     key.sign(
                         digest,
                         mechanism=Mechanism.RSA_PKCS_PSS,
                         mechanism_param=(hash_mech, mgf, algorithm.digest.size),
                     )
                 )
-            # CKM_ECDSA takes the leftmost bits of the hash up to the order's length.
-            size = (key.key_length + 7) // 8 if key.key_length else len(digest)
-            raw = bytes(key.sign(digest[:size], mechanism=Mechanism.ECDSA))
-            return ecdsa_raw_to_der(raw)
+            else:
+                # CKM_ECDSA takes the leftmost bits of the hash up to the order's length.
+                size = _CURVE_ORDER_BYTES.get(bytes(key[Attribute.EC_PARAMS]), len(digest))
+                raw = bytes(key.sign(digest[:size], mechanism=Mechanism.ECDSA))
+                signature = ecdsa_raw_to_der(raw)
+            self.sign_operations += 1
+            return signature
         except pkcs11.PKCS11Error as exc:
             raise XRoadError(
                 Code.CANNOT_SIGN, f"Token '{self.id}' failed to sign with key '{key_id}': {exc!r}"

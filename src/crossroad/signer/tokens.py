@@ -329,11 +329,13 @@ class SoftwareToken:
 
     def sign(self, key_id: str, algorithm: SignatureAlgorithm, data: bytes) -> bytes:
         key = self.private_key(key_id)
-        self.sign_operations += 1
         try:
-            return keys.sign(key, algorithm, data)
+            signature = keys.sign(key, algorithm, data)
         except XRoadError as err:
             raise XRoadError(Code.UNSUPPORTED_SIGN_ALGORITHM, err.detail) from err
+        with self._lock:
+            self.sign_operations += 1
+        return signature
 
     # -- description -------------------------------------------------------------------
 
