@@ -210,8 +210,8 @@ def ocsp_app(provider: OcspProvider) -> web.Application:
 
 async def start_ocsp_service(
     provider: OcspProvider,
-    host: str = "0.0.0.0",
-    port: int = DEFAULT_PORT,  # noqa: S104
+    host: str = "0.0.0.0",  # noqa: S104 - the service is for other security servers
+    port: int = DEFAULT_PORT,
 ) -> tuple[web.AppRunner, int]:
     """Serve :func:`ocsp_app` on ``host:port`` (0: any free port); returns the runner (for
     ``cleanup()``) and the bound port."""
@@ -220,10 +220,8 @@ async def start_ocsp_service(
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound = port
-    server = getattr(site, "_server", None)
-    sockets = getattr(server, "sockets", None) or ()
-    for sock in sockets:
-        bound = int(sock.getsockname()[1])
+    for address in runner.addresses:
+        bound = int(address[1])
         break
     return runner, bound
 
