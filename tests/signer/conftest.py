@@ -86,9 +86,9 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
     labels = [f"crossroad-{i}" for i in range(TOKEN_POOL)]
     env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
     for label in labels:
+        pins = ["--pin", PIN, "--so-pin", SO_PIN]
         subprocess.run(
-            ["softhsm2-util", "--init-token", "--free", "--label", label]
-            + ["--pin", PIN, "--so-pin", SO_PIN],
+            ["softhsm2-util", "--init-token", "--free", "--label", label, *pins],
             check=True,
             capture_output=True,
             env=env,

@@ -60,7 +60,7 @@ async def exercise(state: Path, ca: TestCA, kind: str, softhsm: SoftHsm | None, 
         token = await _token_id(signer, kind, softhsm)
         sign_key = await signer.generate_key(token, spec, label="sign", member=MEMBER)
         auth_key = await signer.generate_key(token, spec, label="auth", usage="auth")
-        assert sign_key.usage == "sign" and sign_key.member == MEMBER
+        assert (sign_key.usage, sign_key.member) == ("sign", MEMBER)
 
         # FiVRK: C=FI, O=name, CN=memberCode, serialNumber=INSTANCE/serverCode/memberClass
         csr = await signer.generate_csr(sign_key.id, "sign", server=SERVER, profile="fivrk")

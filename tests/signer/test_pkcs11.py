@@ -56,7 +56,7 @@ def test_missing_module_is_coded() -> None:
 def test_key_generated_on_token_signs(token: Pkcs11Token, spec: str) -> None:
     token.login(PIN)
     made = token.generate_key(key_spec(spec), f"{spec} key")
-    assert [k.key_id for k in token.keys()] == [made.key_id]
+    assert [k.key_id for k in token.key_pairs()] == [made.key_id]
     public = serialization.load_der_public_key(made.public_key_der)
     names = RSA_ALGORITHMS if spec.startswith("rsa") else EC_ALGORITHMS
     for name in names:
@@ -84,9 +84,9 @@ def test_private_key_never_leaves_the_token(softhsm: SoftHsm, token: Pkcs11Token
         assert private[Attribute.NEVER_EXTRACTABLE] is True
         assert private[Attribute.LOCAL] is True  # generated on the token
         with pytest.raises(pkcs11.PKCS11Error):
-            private[Attribute.PRIVATE_EXPONENT]  # noqa: B018
+            private[Attribute.PRIVATE_EXPONENT]
         with pytest.raises(pkcs11.PKCS11Error):
-            private[Attribute.PRIME_1]  # noqa: B018
+            private[Attribute.PRIME_1]
 
 
 def test_keys_survive_a_new_session(softhsm: SoftHsm, token: Pkcs11Token) -> None:
@@ -95,7 +95,7 @@ def test_keys_survive_a_new_session(softhsm: SoftHsm, token: Pkcs11Token) -> Non
     token.logout()
     again = open_token(softhsm, token.label)
     try:
-        listed = again.keys()  # public objects are visible without login
+        listed = again.key_pairs()  # public objects are visible without login
         assert [(k.key_id, k.label) for k in listed] == [(made.key_id, "persistent")]
         assert listed[0].public_key_der == made.public_key_der
         again.login(PIN)
@@ -107,6 +107,6 @@ def test_keys_survive_a_new_session(softhsm: SoftHsm, token: Pkcs11Token) -> Non
             again.sign("00" * 20, alg, b"m")
         assert err.value.code == Code.KEY_NOT_FOUND
         again.delete_key(made.key_id)
-        assert again.keys() == []
+        assert again.key_pairs() == []
     finally:
         again.close()

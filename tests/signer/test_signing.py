@@ -103,7 +103,7 @@ def test_single_request_gets_the_simple_shape(
             await ready_member(signer, trust_services, spec="ec-p256")
             parts, files = message_parts(7)
             simple = await signer.sign(MEMBER, parts)
-            assert simple.hash_chain_result is None and simple.hash_chain is None
+            assert (simple.hash_chain_result, simple.hash_chain) == (None, None)
             assert b"#ecdsa-sha512" in simple.signature_xml
             verify_signed(simple, files, trust)
             parts, files = message_parts(8, attachments=2)

@@ -94,8 +94,8 @@ def test_keys_are_encrypted_at_rest(token: SoftwareToken) -> None:
             assert PIN.encode() not in path.read_bytes(), path
     # Another process (a new token object) sees the key only after login.
     again = SoftwareToken(token.directory)
-    assert [k.key_id for k in again.keys()] == [made.key_id]
-    assert again.keys()[0].label == "sign key"
+    assert [k.key_id for k in again.key_pairs()] == [made.key_id]
+    assert again.key_pairs()[0].label == "sign key"
     with pytest.raises(XRoadError):
         again.private_key(made.key_id)
     again.login(PIN)
@@ -140,7 +140,7 @@ def test_delete_key(token: SoftwareToken) -> None:
     token.login(PIN)
     made = token.generate_key(key_spec("ec-p256"), "gone")
     token.delete_key(made.key_id)
-    assert token.keys() == []
+    assert token.key_pairs() == []
     with pytest.raises(XRoadError) as err:
         token.sign(made.key_id, signature_algorithm("SHA256withECDSA"), b"x")
     assert code_of(err) == Code.KEY_NOT_FOUND
