@@ -203,7 +203,7 @@ class Signer:
 
     async def _sync_keys(self, token: Token) -> None:
         """Adopt key pairs found on the token that the configuration does not know yet."""
-        found: list[TokenKey] = await self._on_token(token, token.keys)
+        found: list[TokenKey] = await self._on_token(token, token.key_pairs)
         async with self._lock:
             conf = self.conf
             for key in found:

@@ -186,7 +186,7 @@ class Pkcs11Token:
             return bytes(encode_ec_public_key(public))
         raise XRoadError(Code.KEY_NOT_AVAILABLE, f"Unsupported key type {public.key_type!r}")
 
-    def keys(self) -> list[TokenKey]:
+    def key_pairs(self) -> list[TokenKey]:
         session, temporary = self._with_session()
         try:
             found = []

@@ -125,7 +125,7 @@ class Token(Protocol):
 
     def logout(self) -> None: ...
 
-    def keys(self) -> list[TokenKey]:
+    def key_pairs(self) -> list[TokenKey]:
         """The key pairs on the token (the software token needs no login for this)."""
         ...
 
@@ -281,7 +281,7 @@ class SoftwareToken:
 
     # -- keys --------------------------------------------------------------------------
 
-    def keys(self) -> list[TokenKey]:
+    def key_pairs(self) -> list[TokenKey]:
         """Key ids and public keys; the public halves are kept beside the encrypted keys."""
         found = []
         for path in sorted(self._keys_dir.glob("*.pub")):
