@@ -30,6 +30,8 @@ _COMMAND_MODULES = (
     "crossroad.cli.central",
     "crossroad.cli.confproxy",
     "crossroad.cli.server",
+    "crossroad.cli.signer",
+    "crossroad.cli.security_server",
 )
 
 for _name in _COMMAND_MODULES:
