@@ -157,7 +157,7 @@ async def test_get_answers_one_part_per_cert_in_order(
         body = await resp.read()
     assert content_type.startswith(OCSP_CT)
     parts = parse_response(content_type, body)
-    assert parts == [pki.ocsp_for(i.cert, AT) for i in certs]
+    assert parts == [provider.responses[sha1(i.cert)] for i in certs]
     assert provider.calls == [[sha256(i.cert) for i in certs]]  # SHA-256 preferred
 
 
@@ -191,7 +191,7 @@ async def test_one_list_alone(pki: testing_pki.TestPKI, certs: list[Issued], par
     ):
         assert resp.status == 200
         parts = parse_response(resp.headers["Content-Type"], await resp.read())
-    assert parts == [pki.ocsp_for(certs[1].cert, AT)]
+    assert parts == [provider.responses[sha1(certs[1].cert)]]
 
 
 @sync
@@ -343,7 +343,7 @@ async def test_fetch_peer_ocsp_round_trip(pki: testing_pki.TestPKI, certs: list[
 
     async with raw_server(handler) as port, aiohttp.ClientSession() as session:
         got = await fetch_peer_ocsp(session, "127.0.0.1", [i.cert for i in certs], port=port)
-        assert got == [pki.ocsp_for(i.cert, AT) for i in certs]
+        assert got == [responses[sha1(i.cert)] for i in certs]
         assert await fetch_peer_ocsp(session, "127.0.0.1", [], port=port) == []
     assert seen[0].getall("cert") == [sha1(i.cert) for i in certs]
     assert seen[0].getall("cert_hash") == [sha256(i.cert) for i in certs]
@@ -457,7 +457,7 @@ async def test_cache_downloads_once_until_stale(
     cache = PeerOcspCache(fetch)
     subjects = _subjects(pki, *certs[:2])
     first = await cache.responses(subjects, "a", snapshot, AT)
-    assert first == [pki.ocsp_for(i.cert, AT) for i in certs[:2]]
+    assert first == [fetch.responses[sha1(i.cert)] for i in certs[:2]]
     assert await cache.responses(subjects, "a", snapshot, AT + dt.timedelta(seconds=3600)) == first
     assert len(fetch.calls) == 1
     # Only the missing one is asked for.
@@ -556,7 +556,7 @@ async def test_cache_downloads_from_the_service(
     cache = PeerOcspCache(port=port)
     try:
         got = await cache.responses(_subjects(pki, *certs), "127.0.0.1", snapshot, AT)
-        assert got == [pki.ocsp_for(i.cert, AT) for i in certs]
+        assert got == [provider.responses[sha1(i.cert)] for i in certs]
         assert len(cache) == 3
     finally:
         await cache.close()
