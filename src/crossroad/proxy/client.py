@@ -170,15 +170,19 @@ async def exchange(
     if ctx.settings.ssl_enabled:
         await ctx.auth_material()
         ssl_ctx = ctx.client_ssl
-    peer = await ctx.upstream.post_to_peer(addresses, ssl_ctx=ssl_ctx, headers=headers, body=body)
-    try:
+
+    async def check(chain: tuple[x509.Certificate, ...], address: str) -> None:
         try:
-            await ctx.verify_provider(snap, peer.chain, provider, peer.address)
+            await ctx.verify_provider(snap, chain, provider, address)
         except XRoadError as err:
             if ssl_ctx is not None:
-                tls.forget_session(ssl_ctx, peer.address)
-            peer.close()
+                tls.forget_session(ssl_ctx, address)
             raise service_failed(err) from err
+
+    peer = await ctx.upstream.post_to_peer(
+        addresses, ssl_ctx=ssl_ctx, headers=headers, body=body, check=check
+    )
+    try:
         response = peer.response
         try:
             decoder = TransportDecoder(

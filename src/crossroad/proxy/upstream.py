@@ -24,7 +24,8 @@ import contextlib
 import random
 import ssl
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -141,14 +142,37 @@ class PeerResponse:
         self.response.close()
 
 
-def _peer_chain(response: aiohttp.ClientResponse) -> tuple[x509.Certificate, ...]:
-    connection = response.connection
-    transport = connection.transport if connection is not None else None
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    return tls.peer_chain(ssl_object) if ssl_object is not None else ()
-
-
 BodyFactory = Callable[[], AsyncIterable[bytes]]
+#: ``check(chain, address)``: may this peer receive the request?  Raises ``XRoadError``.
+PeerCheck = Callable[[tuple[x509.Certificate, ...], str], Awaitable[None]]
+
+# What the connector learns about the connection a request is about to use, and the check
+# it must pass first.  Context variables: the connector runs in the requesting task.
+_PEER_CHECK: ContextVar[PeerCheck | None] = ContextVar("crossroad_peer_check", default=None)
+_PEER_CHAIN: ContextVar[tuple[x509.Certificate, ...]] = ContextVar(
+    "crossroad_peer_chain", default=()
+)
+
+
+class _PeerConnector(aiohttp.TCPConnector):
+    """A connector that checks the peer of every connection (new or pooled) before a request
+    byte is written on it: the provider's authentication certificate is verified before the
+    signed request leaves (NIIS ``AuthTrustVerifier`` runs at connect time too)."""
+
+    async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
+        connection = await super().connect(req, traces, timeout)
+        transport = connection.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        chain = tls.peer_chain(ssl_object) if ssl_object is not None else ()
+        _PEER_CHAIN.set(chain)
+        check = _PEER_CHECK.get()
+        if check is not None:
+            try:
+                await check(chain, req.url.host or "")
+            except BaseException:
+                connection.close()
+                raise
+        return connection
 
 
 class Upstream:
@@ -162,7 +186,7 @@ class Upstream:
         self._retired: list[aiohttp.ClientSession] = []
 
     def _session(self, ssl_ctx: ssl.SSLContext | bool) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
+        connector = _PeerConnector(
             ssl=ssl_ctx, limit=0, limit_per_host=0, enable_cleanup_closed=False
         )
         return aiohttp.ClientSession(
@@ -203,8 +227,10 @@ class Upstream:
         ssl_ctx: ssl.SSLContext | None,
         headers: Sequence[tuple[str, str]],
         body: BodyFactory,
+        check: PeerCheck | None = None,
     ) -> PeerResponse:
-        """POST the transport message to the first candidate that connects (random order)."""
+        """POST the transport message to the first candidate that connects (random order);
+        ``check`` runs on each connection before the request is written on it."""
         if not addresses:
             raise XRoadError(Code.NETWORK_ERROR, "No address to send the request to")
         candidates = list(addresses)
@@ -223,6 +249,7 @@ class Upstream:
             if ":" in host and not host.startswith("["):
                 host = f"[{host}]"
             url = f"{scheme}://{host}:{self.settings.server_port}/"
+            check_token = _PEER_CHECK.set(check)
             try:
                 response = await session.post(
                     url,
@@ -237,7 +264,9 @@ class Upstream:
                 continue  # never sent a byte: the next candidate may take it
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 raise network_failure(exc, address) from exc
-            return PeerResponse(response, address, _peer_chain(response))
+            finally:
+                _PEER_CHECK.reset(check_token)
+            return PeerResponse(response, address, _PEER_CHAIN.get())
         assert failure is not None
         raise failure
 
