@@ -132,7 +132,7 @@ def rest_app() -> web.Application:
             status=201,
             body=body,
             content_type=request.content_type,
-            headers={"Location": "/v1/pets/3", "X-Query": request.query_string},
+            headers={"Location": "/v1/pets/3", "X-Query": request.rel_url.raw_query_string},
         )
 
     async def big(request: web.Request) -> web.StreamResponse:
@@ -204,9 +204,12 @@ FAULT = (
 )
 
 
-def soap_app(vectors_getstate_query: bytes | None = None) -> web.Application:
+def soap_app(
+    vectors_getstate_query: bytes | None = None, wsdl_box: list[bytes] | None = None
+) -> web.Application:
     """``vectors_getstate_query``: what service ``test`` answers (NIIS ServerClientInconsistency:
-    the request of another exchange)."""
+    the request of another exchange); ``wsdl_box[0]``: the WSDL served on ``/wsdl``."""
+    box = wsdl_box if wsdl_box is not None else [b""]
 
     async def handle(request: web.Request) -> web.Response:
         content_type = request.headers.get("Content-Type", "")
@@ -247,7 +250,7 @@ def soap_app(vectors_getstate_query: bytes | None = None) -> web.Application:
         return web.Response(body=out, headers=headers)
 
     async def get_wsdl(request: web.Request) -> web.Response:
-        return web.Response(body=request.app["wsdl"], content_type="text/xml")
+        return web.Response(body=box[0], content_type="text/xml")
 
     app = web.Application(client_max_size=1024**3)
     app.router.add_post("/soap", handle)

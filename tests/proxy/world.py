@@ -318,7 +318,7 @@ def globalconf_of(
 def consumer_conf(root: Path, is_cert: x509.Certificate) -> ServerConfStore:
     store = ServerConfStore(create_engine(f"sqlite:///{root / 'ss1.db'}"))
     store.initialize(CONSUMER, "ss1")
-    store.register_client(CONSUMER)
+    store.set_client_status(CONSUMER, ClientStatus.REGISTERED)
     store.set_connection_type(CONSUMER, ConnectionType.NOSSL)
     for sub in (CLIENT, PLAIN, LOCAL, GLOBAL):
         store.add_client(sub, status=ClientStatus.REGISTERED, connection_type=ConnectionType.NOSSL)
@@ -337,7 +337,7 @@ def consumer_conf(root: Path, is_cert: x509.Certificate) -> ServerConfStore:
 def provider_conf(root: Path, soap_url: str, wsdl: bytes, rest_base: str) -> ServerConfStore:
     store = ServerConfStore(create_engine(f"sqlite:///{root / 'ss2.db'}"))
     store.initialize(PRODUCER, "ss2")
-    store.register_client(PRODUCER)
+    store.set_client_status(PRODUCER, ClientStatus.REGISTERED)
     store.add_client(
         REST_PROVIDER, status=ClientStatus.REGISTERED, connection_type=ConnectionType.NOSSL
     )
@@ -388,7 +388,8 @@ async def build(root: Path, stack: contextlib.AsyncExitStack, getstate: bytes | 
     for signer in (signer1, signer2):
         stack.push_async_callback(signer.close)
 
-    soap = providers.soap_app(getstate)
+    wsdl_box = [b""]
+    soap = providers.soap_app(getstate, wsdl_box)
     rest_runner, rest_port = await _serve(providers.rest_app())
     soap_runner, soap_port = await _serve(soap)
     stack.push_async_callback(rest_runner.cleanup)
@@ -396,7 +397,7 @@ async def build(root: Path, stack: contextlib.AsyncExitStack, getstate: bytes | 
     rest_base = f"http://127.0.0.1:{rest_port}/v1"
     soap_url = f"http://127.0.0.1:{soap_port}/soap"
     wsdl = providers.wsdl(soap_url)
-    soap["wsdl"] = wsdl
+    wsdl_box[0] = wsdl
 
     internal_cert, internal_key = self_signed("ss1-internal")
     is_cert, is_key = self_signed("information-system")
@@ -487,3 +488,69 @@ def running_world(root: Path, getstate: bytes | None = None) -> Iterator[World]:
         loop.call_soon_threadsafe(box["stop"].set)
         thread.join(30)
         loop.close()
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _ident(tag: str, object_type: str, parts: list[tuple[str, str | None]]) -> str:
+    inner = "".join(f"<id:{n}>{v}</id:{n}>" for n, v in parts if v is not None)
+    return f'<xrd:{tag} id:objectType="{object_type}">{inner}</xrd:{tag}>'
+
+
+def soap_request(
+    client: ClientId = CLIENT,
+    service_code: str = "echo",
+    *,
+    provider: ClientId = PRODUCER,
+    body: str | None = None,
+    query_id: str = "q-1",
+    extra_headers: str = "",
+    protocol_version: str = "4.0",
+) -> bytes:
+    """A SOAP 4.0 request of ``client`` for ``provider``'s ``service_code``."""
+    c, p = client, provider
+    client_xml = _ident(
+        "client",
+        "SUBSYSTEM" if c.subsystem_code else "MEMBER",
+        [
+            ("xRoadInstance", c.instance),
+            ("memberClass", c.member_class),
+            ("memberCode", c.member_code),
+            ("subsystemCode", c.subsystem_code),
+        ],
+    )
+    service_xml = _ident(
+        "service",
+        "SERVICE",
+        [
+            ("xRoadInstance", p.instance),
+            ("memberClass", p.member_class),
+            ("memberCode", p.member_code),
+            ("subsystemCode", p.subsystem_code),
+            ("serviceCode", service_code),
+        ],
+    )
+    if body is None:
+        body = f'<tns:{service_code} xmlns:tns="{providers.TNS}"><tns:text>hello</tns:text>' + (
+            f"</tns:{service_code}>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"'
+        ' xmlns:xrd="http://x-road.eu/xsd/xroad.xsd" xmlns:id="http://x-road.eu/xsd/identifiers">'
+        f"\n<SOAP-ENV:Header>\n{client_xml}\n{service_xml}\n<xrd:id>{query_id}</xrd:id>\n"
+        f"<xrd:userId>EE12345678901</xrd:userId>\n"
+        f"<xrd:protocolVersion>{protocol_version}</xrd:protocolVersion>{extra_headers}\n"
+        f"</SOAP-ENV:Header>\n<SOAP-ENV:Body>{body}</SOAP-ENV:Body>\n</SOAP-ENV:Envelope>\n"
+    ).encode()
+
+
+def rest_path(
+    service: str = "petstore", path: str = "/pets", provider: ClientId = REST_PROVIDER
+) -> str:
+    return f"/r1/{provider.instance}/{provider.member_class}/{provider.member_code}/{provider.subsystem_code}/{service}{path}"
+
+
+def rest_client(client: ClientId) -> str:
+    return "/".join(client.parts())
