@@ -1,39 +1,140 @@
-"""``crossroad demo``: run the demo and tell the user what to try next."""
+"""``crossroad demo``: a complete instance on this machine, with exchanges to try
+(:mod:`crossroad.demo.instance`); ``crossroad demo evidence``: the evidence demo (signatures,
+time-stamps and their offline verification, :mod:`crossroad.demo.evidence`).
+
+``--check`` runs either unattended, prints ONE JSON line last on stdout (everything else goes to
+stderr) and exits 0 only if every check passed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shlex
+import signal
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
 from crossroad.errors import XRoadError
 
+demo_app = typer.Typer(
+    help="Demos: a complete instance (default), or the evidence demo.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+_DIR = typer.Option(
+    Path(".crossroad/demo"), "--dir", help="Where the demo keeps its state and output."
+)
+_CHECK = typer.Option(
+    False, "--check", help="Run unattended; print one JSON line last; exit 0 only if all passed."
+)
+
 
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+    app.add_typer(demo_app, name="demo")
 
 
+@demo_app.callback()
 def demo(
-    directory: Path = typer.Option(
-        Path(".crossroad/demo"), "--dir", help="Where the demo keeps its state and output."
+    ctx: typer.Context,
+    directory: Path = _DIR,
+    check: bool = _CHECK,
+    address_base: str | None = typer.Option(
+        None,
+        "--address-base",
+        help="First of three loopback addresses for the security servers "
+        "(default 127.0.0.2; with --check a random 127.x.y.2).",
     ),
-    check: bool = typer.Option(
-        False,
-        "--check",
-        help="Run unattended; print one JSON line last; exit 0 only if all passed.",
+    workers: int = typer.Option(2, "--workers", help="Proxy workers per member server."),
+    evidence: bool = typer.Option(
+        True, "--evidence/--no-evidence", help="With --check: run the evidence demo too."
     ),
 ) -> None:
-    """Run the evidence demo: trust services, signed and time-stamped messages, verification."""
+    """Bring up a complete instance on 127.0.0.x: trust services, a central server with its
+    management security server, two member security servers, a REST and a SOAP provider; run
+    a REST and a SOAP exchange; stop everything on Ctrl-C."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from crossroad.demo import instance
+
+    console = Console(stderr=check, highlight=False, soft_wrap=True)
+
+    def say(text: str) -> None:
+        console.print(text, markup=False)
+
+    base = address_base or (None if check else "127.0.0.2")
+    started = time.monotonic()
+    results: dict[str, Any] = {}
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        evidence_task = None
+        if check and evidence:
+            evidence_task = asyncio.create_task(_evidence(directory))
+        console.print("[bold]crossroad demo[/bold]: a complete instance on this machine\n")
+        async with instance.start_instance(
+            directory, say=say, address_base=base, workers=workers
+        ) as inst:
+            up = time.monotonic() - started
+            say(f"\nup in {up:.1f} s; exchanges through the consumer's and provider's servers:")
+            results.update(await instance.exchanges(inst, say))
+            results["up_seconds"] = round(up, 1)
+            say("")
+            for line in instance.describe(inst):
+                say(line)
+            if evidence_task is not None:
+                results["evidence"] = await evidence_task
+            if not check:
+                say("\nRunning; Ctrl-C stops everything.")
+                await stop.wait()
+                say("stopping…")
+
+    try:
+        asyncio.run(main())
+    except XRoadError as err:
+        console.print(f"[red]demo failed[/red]: {err.code}: {err.detail}", markup=True)
+        results.setdefault("error", f"{err.code}: {err.detail}")
+    except KeyboardInterrupt:
+        pass
+    keys = ("rest", "soap", "denied")
+    passed = all(results.get(k) == "ok" for k in keys) and results.get("evidence", "ok") == "ok"
+    if check:
+        for k in keys:
+            results.setdefault(k, "not run")
+        print(json.dumps(results), flush=True)
+        raise typer.Exit(0 if passed else 1)
+    if not passed:
+        raise typer.Exit(1)
+
+
+async def _evidence(directory: Path) -> str:
+    from crossroad.demo import evidence
+
+    try:
+        result = await evidence.run(directory / "evidence-demo")
+    except XRoadError as err:
+        return f"failed: {err.code}"
+    return "ok" if result.ok else "failed"
+
+
+@demo_app.command("evidence")
+def evidence_demo(directory: Path = _DIR, check: bool = _CHECK) -> None:
+    """The evidence demo: trust services, signed and time-stamped messages, verification."""
     from crossroad.demo import evidence
 
     console = Console(stderr=check, highlight=False, soft_wrap=True)
     console.print(
-        "[bold]crossroad demo[/bold]: trust services, signatures, time-stamps, evidence\n"
+        "[bold]crossroad demo evidence[/bold]: trust services, signatures, time-stamps, evidence\n"
     )
     try:
         with console.status("starting the trust services and signing…"):
