@@ -205,7 +205,9 @@ FAULT = (
 
 
 def soap_app(
-    vectors_getstate_query: bytes | None = None, wsdl_box: list[bytes] | None = None
+    vectors_getstate_query: bytes | None = None,
+    wsdl_box: list[bytes] | None = None,
+    calls: list[bytes] | None = None,
 ) -> web.Application:
     """``vectors_getstate_query``: what service ``test`` answers (NIIS ServerClientInconsistency:
     the request of another exchange); ``wsdl_box[0]``: the WSDL served on ``/wsdl``."""
@@ -214,6 +216,8 @@ def soap_app(
     async def handle(request: web.Request) -> web.Response:
         content_type = request.headers.get("Content-Type", "")
         raw = await request.read()
+        if calls is not None:
+            calls.append(raw)
         soap_part, attachments = decode_package(raw, content_type)
         soap_xml = soap_part.message.raw
         code = _service_code(soap_xml)

@@ -165,6 +165,7 @@ class World:
     internal_cert: x509.Certificate
     is_cert: x509.Certificate
     is_key: rsa.RSAPrivateKey
+    soap_calls: list[bytes] = field(default_factory=list)
 
     def run(self, coro: Coroutine[Any, Any, T] | Awaitable[T], timeout: float = 120) -> T:
         future = asyncio.run_coroutine_threadsafe(_wrap(coro), self.loop)
@@ -389,7 +390,8 @@ async def build(root: Path, stack: contextlib.AsyncExitStack, getstate: bytes | 
         stack.push_async_callback(signer.close)
 
     wsdl_box = [b""]
-    soap = providers.soap_app(getstate, wsdl_box)
+    calls: list[bytes] = []
+    soap = providers.soap_app(getstate, wsdl_box, calls)
     rest_runner, rest_port = await _serve(providers.rest_app())
     soap_runner, soap_port = await _serve(soap)
     stack.push_async_callback(rest_runner.cleanup)
@@ -454,6 +456,7 @@ async def build(root: Path, stack: contextlib.AsyncExitStack, getstate: bytes | 
         internal_cert,
         is_cert,
         is_key,
+        calls,
     )
 
 
