@@ -44,6 +44,10 @@ WSDL_TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
       <xsd:element name="changeId" type="xsd:string"/>
       <xsd:element name="changeIdResponse" type="xsd:string"/>
       <xsd:element name="fail" type="xsd:string"/>
+      <xsd:element name="testQuery" type="xsd:string"/>
+      <xsd:element name="testQueryResponse" type="xsd:string"/>
+      <xsd:element name="generateMtom" type="xsd:string"/>
+      <xsd:element name="generateMtomResponse" type="xsd:string"/>
       <xsd:element name="failResponse" type="xsd:string"/>
     </xsd:schema>
   </wsdl:types>
@@ -61,7 +65,7 @@ WSDL_TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
 </wsdl:definitions>
 """
 
-OPERATIONS = ("echo", "getState", "test", "changeId", "fail")
+OPERATIONS = ("echo", "getState", "test", "changeId", "fail", "testQuery", "generateMtom")
 
 
 def wsdl(location: str) -> bytes:
@@ -208,9 +212,11 @@ def soap_app(
     vectors_getstate_query: bytes | None = None,
     wsdl_box: list[bytes] | None = None,
     calls: list[bytes] | None = None,
+    canned: list[tuple[str, bytes]] | None = None,
 ) -> web.Application:
     """``vectors_getstate_query``: what service ``test`` answers (NIIS ServerClientInconsistency:
-    the request of another exchange); ``wsdl_box[0]``: the WSDL served on ``/wsdl``."""
+    the request of another exchange); ``wsdl_box[0]``: the WSDL served on ``/wsdl``;
+    ``calls`` records every request; ``canned`` answers staged by a test, used first."""
     box = wsdl_box if wsdl_box is not None else [b""]
 
     async def handle(request: web.Request) -> web.Response:
@@ -218,6 +224,9 @@ def soap_app(
         raw = await request.read()
         if calls is not None:
             calls.append(raw)
+        if canned:  # a test staged this exact answer (content type, bytes)
+            content_type_out, body_out = canned.pop(0)
+            return web.Response(body=body_out, headers={"Content-Type": content_type_out})
         soap_part, attachments = decode_package(raw, content_type)
         soap_xml = soap_part.message.raw
         code = _service_code(soap_xml)

@@ -166,6 +166,7 @@ class World:
     is_cert: x509.Certificate
     is_key: rsa.RSAPrivateKey
     soap_calls: list[bytes] = field(default_factory=list)
+    soap_canned: list[tuple[str, bytes]] = field(default_factory=list)
 
     def run(self, coro: Coroutine[Any, Any, T] | Awaitable[T], timeout: float = 120) -> T:
         future = asyncio.run_coroutine_threadsafe(_wrap(coro), self.loop)
@@ -391,7 +392,8 @@ async def build(root: Path, stack: contextlib.AsyncExitStack, getstate: bytes | 
 
     wsdl_box = [b""]
     calls: list[bytes] = []
-    soap = providers.soap_app(getstate, wsdl_box, calls)
+    canned: list[tuple[str, bytes]] = []
+    soap = providers.soap_app(getstate, wsdl_box, calls, canned)
     rest_runner, rest_port = await _serve(providers.rest_app())
     soap_runner, soap_port = await _serve(soap)
     stack.push_async_callback(rest_runner.cleanup)
@@ -457,6 +459,7 @@ async def build(root: Path, stack: contextlib.AsyncExitStack, getstate: bytes | 
         is_cert,
         is_key,
         calls,
+        canned,
     )
 
 
