@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from crossroad.demo.instance import CLIENT, pick_addresses, soap_request
+from crossroad.demo.exchanges import soap_request
+from crossroad.demo.instance import CLIENT, pick_addresses
 from crossroad.demo.providers import openapi_document, soap_answer, wsdl_document
 from crossroad.errors import XRoadError
 from crossroad.serverconf.descriptions import parse_openapi, parse_wsdl

@@ -61,7 +61,7 @@ def demo(
     a REST and a SOAP exchange; stop everything on Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
-    from crossroad.demo import instance
+    from crossroad.demo import exchanges, instance
 
     console = Console(stderr=check, highlight=False, soft_wrap=True)
 
@@ -87,10 +87,11 @@ def demo(
         ) as inst:
             up = time.monotonic() - started
             say(f"\nup in {up:.1f} s; exchanges through the consumer's and provider's servers:")
-            results.update(await instance.exchanges(inst, say))
+            results.update(await exchanges.exchanges(inst, say))
             results["up_seconds"] = round(up, 1)
             say("")
-            for line in instance.describe(inst):
+            exchanges.write_samples(inst)
+            for line in exchanges.describe(inst):
                 say(line)
             if evidence_task is not None:
                 results["evidence"] = await evidence_task

@@ -25,6 +25,10 @@ server's management API.  The servers then download the new global configuration
 asks them to do it now), their clients become registered, the signers fetch OCSP responses,
 and the exchanges run: REST ``GET /pets/1`` and SOAP ``getRandom`` (both allowed), and SOAP
 ``getSecret``, which the access rights deny.
+
+This module owns the instance and its registration at the central server; each security
+server's steps are in :mod:`crossroad.demo.servers`, the exchanges and what the user is told
+in :mod:`crossroad.demo.exchanges`.  ``STATE/instance/instance.json`` says where everything is.
 """
 
 from __future__ import annotations
@@ -32,15 +36,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
-import secrets
 import shutil
-import signal
 import socket
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,19 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from crossroad.demo.servers import (
+    Api,
+    Node,
+    ServerSpec,
+    add_clients,
+    encoded,
+    init_server,
+    make_keys,
+    run_server,
+    stop_server,
+    until,
+    wait_ready,
+)
 from crossroad.errors import Code, XRoadError
 from crossroad.identifiers import ClientId, SecurityServerId
 
@@ -60,45 +72,11 @@ CLIENT = ClientId(INSTANCE, "COM", "1111", "CLIENT")
 PROVIDER_ORG = ClientId(INSTANCE, "COM", "2222")
 PROVIDER = ClientId(INSTANCE, "COM", "2222", "PROVIDER")
 REST_CODE = "petstore"
-PIN = "demo-pin-1234"  # the demo's software tokens (kept in each state directory)
 NOT_BUILT = (
     "registered through the central server's management API: the management requests "
     "authCertReg and clientReg are not built yet"
 )
 Say = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ServerSpec:
-    name: str
-    server_id: SecurityServerId
-    org_name: str
-    clients: tuple[ClientId, ...]
-    address: str
-    workers: int
-
-
-@dataclass
-class Node:
-    """One running security server of the demo."""
-
-    spec: ServerSpec
-    state: Path
-    proc: asyncio.subprocess.Process | None = None
-    ready_lines: list[str] = field(default_factory=list)
-    api_key: str = ""
-    signer_socket: Path | None = None
-    cert_hashes: tuple[str, ...] = ()
-    auth_pem: str = ""
-    drain: asyncio.Task[None] | None = None
-
-    @property
-    def client_url(self) -> str:
-        return f"http://{self.spec.address}:8080"
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://{self.spec.address}:4000/api/v1"
 
 
 @dataclass
@@ -159,56 +137,6 @@ def specs(addresses: tuple[str, str, str], workers: int) -> dict[str, ServerSpec
     }
 
 
-def soap_request(service: str, body: str = "", query_id: str | None = None) -> bytes:
-    """An X-Road SOAP 4.0 request of ``CLIENT`` for ``PROVIDER``'s ``service`` (version v1)."""
-    qid = query_id or f"demo-{secrets.token_hex(8)}"
-
-    def ident(kind: str, c: ClientId, extra: str = "") -> str:
-        return (
-            f'<xrd:{kind} id:objectType="{"SERVICE" if extra else "SUBSYSTEM"}">'
-            f"<id:xRoadInstance>{c.instance}</id:xRoadInstance>"
-            f"<id:memberClass>{c.member_class}</id:memberClass>"
-            f"<id:memberCode>{c.member_code}</id:memberCode>"
-            f"<id:subsystemCode>{c.subsystem_code}</id:subsystemCode>{extra}</xrd:{kind}>"
-        )
-
-    service_xml = (
-        f"<id:serviceCode>{service}</id:serviceCode><id:serviceVersion>v1</id:serviceVersion>"
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" '
-        'xmlns:xrd="http://x-road.eu/xsd/xroad.xsd" xmlns:id="http://x-road.eu/xsd/identifiers" '
-        'xmlns:ns1="http://demo.crossroad.example/producer">'
-        f"<SOAP-ENV:Header>{ident('client', CLIENT)}{ident('service', PROVIDER, service_xml)}"
-        f"<xrd:id>{qid}</xrd:id><xrd:protocolVersion>4.0</xrd:protocolVersion></SOAP-ENV:Header>"
-        f"<SOAP-ENV:Body><ns1:{service}>{body}</ns1:{service}></SOAP-ENV:Body></SOAP-ENV:Envelope>\n"
-    ).encode()
-
-
-def rest_path(path: str) -> str:
-    return f"/r1/{PROVIDER.to_header()}/{REST_CODE}{path}"
-
-
-class Api:
-    """A management API (central server or security server) with its API key."""
-
-    def __init__(self, session: aiohttp.ClientSession, base: str, key: str) -> None:
-        self.session, self.base = session, base.rstrip("/")
-        self.headers = {"Authorization": f"X-Road-ApiKey token={key}"}
-
-    async def __call__(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.session.request(
-            method, self.base + path, json=body, headers=self.headers
-        ) as resp:
-            text = await resp.text()
-            if resp.status >= 300:
-                raise XRoadError(
-                    Code.HTTP_ERROR, f"{method} {self.base}{path}: {resp.status} {text[:300]}"
-                )
-            return json.loads(text) if text.strip() else None
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -226,19 +154,6 @@ def check_free(address: str) -> None:
                 f"{address}:{port} is taken ({exc.strerror}); another demo running? "
                 "Stop it, or give --address-base 127.0.1.2",
             ) from exc
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if await check():
-                return
-        except (XRoadError, aiohttp.ClientError, OSError) as exc:
-            last = exc
-        await asyncio.sleep(0.2)
-    raise XRoadError(Code.INTERNAL_ERROR, f"not within {timeout:g} s: {what} (last: {last})")
 
 
 @contextlib.asynccontextmanager
@@ -272,21 +187,27 @@ async def start_instance(
         try:
             central_task = await _central(inst, central_stop, say)
             await _register_services(inst, session, say)
-            await asyncio.gather(*(_init_server(inst, n) for n in nodes.values()))
-            await asyncio.gather(*(_run_server(inst, n) for n in nodes.values()))
+            assert inst.anchor is not None
+            anchor = inst.anchor.read_bytes()
+            await asyncio.gather(*(init_server(n, anchor) for n in nodes.values()))
+            await asyncio.gather(
+                *(run_server(n, root / "logs" / f"{k}.log") for k, n in nodes.items())
+            )
             say(
                 "security servers running: "
                 + ", ".join(f"{n.spec.server_id} on {n.spec.address}" for n in nodes.values())
             )
-            await asyncio.gather(*(_keys(inst, session, n) for n in nodes.values()))
+            await asyncio.gather(*(make_keys(n, session, trust.ca_url) for n in nodes.values()))
             await _register_servers(inst, session, say)
             await _configure_servers(inst, session, say)
             await _publish(inst, say)
-            await asyncio.gather(*(_ready(inst, session, n) for n in nodes.values()))
-            _write_samples(inst)
+            await asyncio.gather(
+                *(wait_ready(n, Api(session, n.admin_url, n.api_key)) for n in nodes.values())
+            )
+            _write_info(inst)
             yield inst
         finally:
-            await asyncio.gather(*(_stop_server(n) for n in nodes.values()))
+            await asyncio.gather(*(stop_server(n) for n in nodes.values()))
             central_stop.set()
             if central_task is not None:
                 with contextlib.suppress(Exception):
@@ -419,142 +340,13 @@ async def _register_services(inst: Instance, session: aiohttp.ClientSession, say
     )
 
 
-# -- security servers ----------------------------------------------------------------------
-
-
-async def _init_server(inst: Instance, node: Node) -> None:
-    from crossroad.securityserver.settings import SecurityServerSettings
-    from crossroad.securityserver.state import initialize
-    from crossroad.serverconf.store import Role, ServerConfStore
-    from crossroad.storage.engine import create_engine
-
-    assert inst.anchor is not None
-    anchor = inst.anchor.read_bytes()
-    a = node.spec.address
-
-    def init() -> None:
-        settings = SecurityServerSettings(
-            node.state,
-            client_host=a,
-            server_host=a,
-            ocsp_host=a,
-            admin_host=a,
-            workers=node.spec.workers,
-            conf_interval_seconds=30.0,
-            signer_ocsp_retry=2.0,
-        )
-        done = initialize(
-            node.state,
-            owner=node.spec.server_id.owner,
-            server_code=node.spec.server_id.server_code,
-            anchor=anchor,
-            pin=PIN,
-            settings=settings,
-            autologin=True,
-        )
-        node.signer_socket = done.settings.socket_path
-        engine = create_engine(done.settings.resolved_database_url())
-        try:
-            node.api_key = ServerConfStore(engine).create_api_key("demo", list(Role))[1]
-        finally:
-            engine.dispose()
-
-    await asyncio.to_thread(init)
-
-
-async def _run_server(inst: Instance, node: Node) -> None:
-    from crossroad.securityserver.launch import PARENT_ENV
-
-    log = (inst.directory / "logs" / f"{node.spec.name}.log").open("wb")
-    node.proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "crossroad.securityserver",
-        "run",
-        str(node.state),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=log,
-        env={**os.environ, PARENT_ENV: str(os.getpid())},
-        start_new_session=True,
-    )
-    log.close()
-    assert node.proc.stdout is not None
-    try:
-        async with asyncio.timeout(60):
-            while line := await node.proc.stdout.readline():
-                text = line.decode("utf-8", "replace").rstrip()
-                if text.startswith("ready:"):
-                    node.ready_lines.append(text)
-                    break
-    except TimeoutError:
-        pass
-    if not node.ready_lines:
-        tail = (inst.directory / "logs" / f"{node.spec.name}.log").read_text("utf-8", "replace")
-        raise XRoadError(
-            Code.INTERNAL_ERROR,
-            f"security server {node.spec.server_id} did not start:\n{tail[-3000:]}",
-        )
-    node.drain = asyncio.create_task(_drain(node.proc.stdout, node.ready_lines))
-
-
-async def _drain(stream: asyncio.StreamReader, lines: list[str]) -> None:
-    while line := await stream.readline():
-        if len(lines) < 50:
-            lines.append(line.decode("utf-8", "replace").rstrip())
-
-
-async def _stop_server(node: Node) -> None:
-    proc = node.proc
-    if proc is None or proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), 20)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
-
-
-async def _keys(inst: Instance, session: aiohttp.ClientSession, node: Node) -> None:
-    """Authentication and signing keys on the server's signer, certified by the test CA."""
-    from crossroad.crypto.algorithms import SHA1
-    from crossroad.crypto.certs import cert_der
-    from crossroad.signer.client import SignerClient
-    from crossroad.trust.client import request_certificate
-
-    server, owner = node.spec.server_id, node.spec.server_id.owner
-    hashes = []
-    assert node.signer_socket is not None
-    async with SignerClient(node.signer_socket) as signer:
-        for usage in ("auth", "sign"):
-            member = owner if usage == "sign" else None
-            key = await signer.generate_key(usage=usage, label=f"demo {usage}", member=member)
-            csr = await signer.generate_csr(
-                key["id"],
-                usage,
-                member=member,
-                server=server,
-                profile="fivrk",
-                org_name=node.spec.org_name,
-            )
-            cert = await request_certificate(
-                session, inst.trust.ca_url, csr["pem"].encode(), usage, member=member, server=server
-            )
-            await signer.import_cert(cert, member=member)
-            hashes.append(SHA1.digest(cert_der(cert)).hex())
-            if usage == "auth":
-                node.auth_pem = cert.public_bytes(Encoding.PEM).decode()
-    node.cert_hashes = tuple(hashes)
+# -- registration --------------------------------------------------------------------------
 
 
 async def _register_servers(inst: Instance, session: aiohttp.ClientSession, say: Say) -> None:
     api = _central_api(inst, session)
     for node in inst.nodes.values():
         sid = node.spec.server_id
-        encoded = ":".join(sid.parts())
         await api(
             "POST",
             "/security-servers",
@@ -569,49 +361,31 @@ async def _register_servers(inst: Instance, session: aiohttp.ClientSession, say:
         )
         await api(
             "POST",
-            f"/security-servers/{encoded}/authentication-certificates",
+            f"/security-servers/{encoded(sid)}/authentication-certificates",
             {"certificate": node.auth_pem},
         )
         for client in node.spec.clients:
             await api(
                 "POST",
-                f"/security-servers/{encoded}/clients",
-                {"client_id": ":".join(client.parts())},
+                f"/security-servers/{encoded(sid)}/clients",
+                {"client_id": encoded(client)},
             )
     say(f"security servers, authentication certificates and clients {NOT_BUILT}")
-
-
-def _client_path(client: ClientId) -> str:
-    return ":".join(client.parts())
 
 
 async def _configure_servers(inst: Instance, session: aiohttp.ClientSession, say: Say) -> None:
     """Clients, descriptions and access rights through each server's management API."""
     for node in inst.nodes.values():
-        api = Api(session, node.admin_url, node.api_key)
-        for client in node.spec.clients:
-            await api(
-                "POST",
-                "/clients",
-                {
-                    "client": {
-                        "member_class": client.member_class,
-                        "member_code": client.member_code,
-                        "subsystem_code": client.subsystem_code,
-                        "connection_type": "HTTP",
-                    }
-                },
-            )
-            await api("PUT", f"/clients/{_client_path(client)}/register")
-    provider = Api(session, inst.nodes["provider"].admin_url, inst.nodes["provider"].api_key)
-    p = _client_path(PROVIDER)
+        await add_clients(node, Api(session, node.admin_url, node.api_key))
+    node = inst.nodes["provider"]
+    provider, p = Api(session, node.admin_url, node.api_key), encoded(PROVIDER)
     for body in (
         {"url": inst.providers.wsdl_url, "type": "WSDL"},
         {"url": inst.providers.openapi_url, "type": "OPENAPI3", "rest_service_code": REST_CODE},
     ):
         added = await provider("POST", f"/clients/{p}/service-descriptions", body)
         await provider("PUT", f"/service-descriptions/{added['id']}/enable")
-    grant = {"items": [{"id": _client_path(CLIENT), "service_client_type": "SUBSYSTEM"}]}
+    grant = {"items": [{"id": encoded(CLIENT), "service_client_type": "SUBSYSTEM"}]}
     for service in (REST_CODE, "getRandom.v1", "echo.v1"):  # not getSecret.v1
         await provider("POST", f"/services/{p}:{service}/service-clients", grant)
     say(
@@ -624,146 +398,27 @@ async def _configure_servers(inst: Instance, session: aiohttp.ClientSession, say
 async def _publish(inst: Instance, say: Say) -> None:
     await _generate(inst)
     for node in inst.nodes.values():
-        if node.proc is not None and node.proc.returncode is None:
-            node.proc.send_signal(signal.SIGHUP)  # download the new global configuration now
+        node.hangup()  # download the new global configuration now
     say("central server: global configuration generated; security servers asked to download it")
 
 
-async def _ready(inst: Instance, session: aiohttp.ClientSession, node: Node) -> None:
-    """Until the server's clients are registered and its signer has OCSP responses."""
-    from crossroad.signer.client import SignerClient
-
-    api = Api(session, node.admin_url, node.api_key)
-
-    async def registered() -> bool:
-        for client in node.spec.clients:
-            found = await api("GET", f"/clients/{_client_path(client)}")
-            if found.get("status") != "REGISTERED":
-                if node.proc is not None and node.proc.returncode is None:
-                    node.proc.send_signal(signal.SIGHUP)
-                await asyncio.sleep(0.5)
-                return False
-        return True
-
-    assert node.signer_socket is not None
-    async with SignerClient(node.signer_socket) as signer:
-
-        async def ocsp() -> bool:
-            responses = await signer.ocsp_responses(list(node.cert_hashes))
-            if all(r is not None for r in responses):
-                return True
-            await signer.refresh_ocsp()
-            return False
-
-        await until(f"OCSP responses on {node.spec.server_id}", ocsp, 20)
-    await until(f"clients of {node.spec.server_id} registered", registered, 20)
-
-
-def _write_samples(inst: Instance) -> None:
-    for name in ("getRandom", "getSecret"):
-        path = inst.directory / f"{name}.xml"
-        path.write_bytes(soap_request(name))
-        inst.samples[name] = path
-
-
-# -- the exchanges -------------------------------------------------------------------------
-
-
-async def _retrying(what: str, call: Callable[[], Awaitable[str]], timeout: float = 20) -> str:
-    """The first good outcome of ``call`` within ``timeout`` (the servers may still be taking
-    in the configuration), else the last failure."""
-    deadline = time.monotonic() + timeout
-    outcome = "not tried"
-    while time.monotonic() < deadline:
-        try:
-            outcome = await call()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            outcome = f"failed: {what}: {exc!r}"
-        if outcome == "ok":
-            return outcome
-        await asyncio.sleep(0.5)
-    return outcome
-
-
-async def exchanges(inst: Instance, say: Say) -> dict[str, str]:
-    """The REST and SOAP exchanges and the denied one; ``{"rest": "ok", ...}``."""
-    consumer = inst.nodes["consumer"].client_url
-    direct_url = inst.providers.rest_base + "/pets/1"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        async with session.get(direct_url) as resp:
-            direct = await resp.read()
-
-        async def rest() -> str:
-            headers = {"X-Road-Client": CLIENT.to_header()}
-            async with session.get(consumer + rest_path("/pets/1"), headers=headers) as resp:
-                body = await resp.read()
-                if resp.status != 200:
-                    return f"failed: HTTP {resp.status} {resp.headers.get('X-Road-Error')}"
-                if body != direct:
-                    return f"failed: body differs from the provider's: {body[:100]!r}"
-                say(f"REST  GET {rest_path('/pets/1')} -> {resp.status} {body.decode()}")
-                return "ok"
-
-        async def soap(service: str, denied: bool) -> str:
-            headers = {"Content-Type": "text/xml; charset=UTF-8"}
-            async with session.post(consumer, data=soap_request(service), headers=headers) as r:
-                text = (await r.read()).decode("utf-8", "replace")
-            fault = _between(text, "<faultcode>", "</faultcode>")
-            if denied:
-                if "accessdenied" in fault.replace("_", "").lower():
-                    say(f"SOAP  {service} -> denied as it must be: {fault}")
-                    return "ok"
-                why = _between(text, "<faultstring>", "</faultstring>")
-                return f"failed: expected access_denied, got {fault} {why}" if fault else text[:200]
-            if r.status == 200 and not fault and f"{service}Response" in text:
-                start = text.find("<ns1:data>")
-                data = text[start + 10 : text.find("</ns1:data>")] if start >= 0 else "?"
-                say(f"SOAP  {service} -> {r.status}, data {data}")
-                return "ok"
-            return f"failed: HTTP {r.status} {fault or text[:200]!r}"
-
-        results = {"rest": await _retrying("REST exchange", rest)}
-        results["soap"] = await _retrying("SOAP exchange", lambda: soap("getRandom", False))
-        results["denied"] = await _retrying("denied exchange", lambda: soap("getSecret", True), 5)
-    inst.results.update(results)
-    return results
-
-
-def _between(text: str, start: str, end: str) -> str:
-    i = text.find(start)
-    j = text.find(end, i + len(start))
-    return text[i + len(start) : j] if i >= 0 and j >= 0 else ""
-
-
-def describe(inst: Instance) -> list[str]:
-    """What to show the user: URLs, identifiers and ready-to-paste commands."""
-    c, p, m = inst.nodes["consumer"], inst.nodes["provider"], inst.nodes["management"]
-    lines = [
-        f"instance {INSTANCE}; state and logs in {inst.directory}",
-        f"  central server     distribution {inst.central_distribution}   "
-        f"management API {inst.central_api}api/v1   (API key {inst.central_key})",
-        f"  management server  {m.spec.server_id} at {m.spec.address}  (client {MANAGEMENT})",
-        f"  consumer server    {c.spec.server_id} at {c.spec.address}  (client {CLIENT})",
-        f"  provider server    {p.spec.server_id} at {p.spec.address}  (client {PROVIDER})",
-        f"  security server management APIs at http://<address>:4000/api/v1 "
-        f"(consumer's API key {c.api_key})",
-        f"  trust services     CA {inst.trust.ca_url}  OCSP {inst.trust.ocsp_url}  "
-        f"TSA {inst.trust.tsa_url}",
-        f"  providers          REST {inst.providers.rest_base} (OpenAPI "
-        f"{inst.providers.openapi_url})  SOAP {inst.providers.soap_url} "
-        f"(WSDL {inst.providers.wsdl_url})",
-        f"  note: servers, authentication certificates and clients were {NOT_BUILT}",
-        "",
-        "Try (through the consumer's security server):",
-        f"  curl -H 'X-Road-Client: {CLIENT.to_header()}' {c.client_url}{rest_path('/pets')}",
-        f"  curl -H 'X-Road-Client: {CLIENT.to_header()}' {c.client_url}{rest_path('/pets/2')}",
-        f"  curl -H 'Content-Type: text/xml' --data-binary @{inst.samples['getRandom']} "
-        f"{c.client_url}/",
-        f"  curl -H 'Content-Type: text/xml' --data-binary @{inst.samples['getSecret']} "
-        f"{c.client_url}/    # denied by access rights",
-        f"  curl -H 'X-Road-Client: {CLIENT.to_header()}' "
-        f"{c.client_url}/r1/{PROVIDER.to_header()}/listMethods",
-        f"  curl -H 'Accept: application/json' {c.client_url}/listClients",
-        f"  curl -H 'Authorization: X-Road-ApiKey token={p.api_key}' {p.admin_url}/clients",
-    ]
-    return lines
+def _write_info(inst: Instance) -> None:
+    """``instance.json``: where everything is, for tools (bench/exchange.py) and people."""
+    info = {
+        "central_api": inst.central_api + "api/v1",
+        "central_distribution": inst.central_distribution,
+        "rest_base": inst.providers.rest_base,
+        "soap_url": inst.providers.soap_url,
+        "servers": {
+            name: {
+                "server_id": str(node.spec.server_id),
+                "address": node.spec.address,
+                "client_url": node.client_url,
+                "admin_url": node.admin_url,
+                "state": str(node.state),
+                "pid": node.proc.pid if node.proc is not None else None,
+            }
+            for name, node in inst.nodes.items()
+        },
+    }
+    (inst.directory / "instance.json").write_text(json.dumps(info, indent=2) + "\n")
