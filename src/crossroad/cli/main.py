@@ -32,6 +32,8 @@ _COMMAND_MODULES = (
     "crossroad.cli.server",
     "crossroad.cli.signer",
     "crossroad.cli.security_server",
+    "crossroad.cli.confclient",
+    "crossroad.cli.messagelog",
 )
 
 for _name in _COMMAND_MODULES:
