@@ -25,7 +25,7 @@ from crossroad.wire.soap import parse_soap
 from crossroad.wire.swa import decode_package
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from proxy.world import ADDRESS2, CONSUMER, PRODUCER, World, running_world  # noqa: E402
+from proxy.world import ADDRESS2, CONSUMER, PRODUCER, World, running_world
 
 pytestmark = pytest.mark.integration
 

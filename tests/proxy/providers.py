@@ -182,7 +182,8 @@ def _response_envelope(request_xml: bytes, change_id: bool = False) -> etree._El
     request = etree.fromstring(request_xml, parser)
     header = request.find(f"{{{SOAP_ENV}}}Header")
     body = request.find(f"{{{SOAP_ENV}}}Body")
-    assert header is not None and body is not None
+    assert header is not None
+    assert body is not None
     envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"SOAP-ENV": SOAP_ENV})
     out_header = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Header")
     for child in header:

@@ -185,7 +185,9 @@ def _issue(
 def _registered(world: World, cert: x509.Certificate) -> object:
     shared = world.globalconf.own_shared
     servers = tuple(
-        dataclasses.replace(s, auth_cert_hashes=(*s.auth_cert_hashes, SHA256.digest(cert_der(cert))))
+        dataclasses.replace(
+            s, auth_cert_hashes=(*s.auth_cert_hashes, SHA256.digest(cert_der(cert)))
+        )
         if s.id == SS1
         else s
         for s in shared.security_servers
@@ -202,9 +204,12 @@ def test_unregistered_auth_certificate_fails_the_handshake(world: World) -> None
 def test_expired_auth_certificate_fails_the_handshake(world: World) -> None:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
     cert, key = _issue(world, SS1, now=past, days=1)
-    with world.swapped(world.provider, globalconf=_registered(world, cert)):  # type: ignore[arg-type]
-        with pytest.raises(httpx.TransportError):
-            post(world, message(world, soap_request()), chain=(cert,), key=key)
+    registered = _registered(world, cert)
+    with (
+        world.swapped(world.provider, globalconf=registered),  # type: ignore[arg-type]
+        pytest.raises(httpx.TransportError),
+    ):
+        post(world, message(world, soap_request()), chain=(cert,), key=key)
 
 
 def test_revoked_auth_certificate(world: World) -> None:
@@ -212,7 +217,9 @@ def test_revoked_auth_certificate(world: World) -> None:
     cert, key = _issue(world, SS1, now=now - dt.timedelta(minutes=5))
 
     async def revoke_and_fetch() -> bytes:
-        world.services.ca.revoke(cert.serial_number, "keyCompromise", at=now - dt.timedelta(minutes=1))
+        world.services.ca.revoke(
+            cert.serial_number, "keyCompromise", at=now - dt.timedelta(minutes=1)
+        )
         async with aiohttp.ClientSession() as session:
             return await fetch_ocsp(session, world.services.ocsp_url, cert, world.services.ca_cert)
 
@@ -308,8 +315,7 @@ def relayed(world: World, offset: int, upstream: bool) -> Iterator[None]:
     world.run(relays[1].start(RELAY, world.ocsp_port))
     shared = world.globalconf.own_shared
     servers = tuple(
-        dataclasses.replace(s, address=RELAY) if s.id == SS2 else s
-        for s in shared.security_servers
+        dataclasses.replace(s, address=RELAY) if s.id == SS2 else s for s in shared.security_servers
     )
     moved = globalconf_of(dataclasses.replace(shared, security_servers=servers))
     try:
@@ -330,7 +336,7 @@ def _with_attachment(world: World) -> tuple[bytes, str]:
         + bytes(range(256)) * 400
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    return body, f"multipart/related; type=\"text/xml\"; boundary={boundary}"
+    return body, f'multipart/related; type="text/xml"; boundary={boundary}'
 
 
 @pytest.mark.parametrize("upstream", [True, False], ids=["request", "response"])

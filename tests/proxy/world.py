@@ -555,7 +555,7 @@ def soap_request(
 def rest_path(
     service: str = "petstore", path: str = "/pets", provider: ClientId = REST_PROVIDER
 ) -> str:
-    return f"/r1/{provider.instance}/{provider.member_class}/{provider.member_code}/{provider.subsystem_code}/{service}{path}"
+    return "/r1/" + "/".join(provider.parts()) + f"/{service}{path}"
 
 
 def rest_client(client: ClientId) -> str:
