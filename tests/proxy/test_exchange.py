@@ -261,3 +261,24 @@ def test_soap_member_to_member(world: World) -> None:
     assert proxied.status_code == 200
     assert b">ok</tns:getStateResponse>" in proxied.content
     assert PRODUCER.member_code.encode() in proxied.content
+
+
+def test_message_log_hook_sees_every_signed_message(world: World) -> None:
+    from crossroad.proxy.context import LoggedMessage
+
+    seen: list[LoggedMessage] = []
+    for node in (world.consumer, world.provider):
+        node.ctx.loggers.append(seen.append)
+    try:
+        assert rest_call(world, "GET", "/pets").status_code == 200
+    finally:
+        for node in (world.consumer, world.provider):
+            node.ctx.loggers.remove(seen.append)
+    assert sorted((m.side, m.direction) for m in seen) == [
+        ("client", "request"),
+        ("client", "response"),
+        ("server", "request"),
+        ("server", "response"),
+    ]
+    assert len({m.request_id for m in seen}) == 1
+    assert all(m.rest and m.signature for m in seen)

@@ -100,6 +100,20 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
         addresses = provider_addresses(snap, provider, rest.security_server)
         head = rest.header_part()
         signed = await sign_request(ctx, rest, head, body)
+        assert rest.request_id is not None
+        ctx.on_logged(
+            LoggedMessage(
+                "client",
+                "request",
+                rest.request_id,
+                True,
+                head,
+                signed.signature_xml,
+                signed.hash_chain_result,
+                signed.hash_chain,
+                (body.digest,) if body.digest is not None else (),
+            )
+        )
         ocsp = await ctx.own_ocsp()
         boundary = transport_boundary()
         assert rest.request_id is not None

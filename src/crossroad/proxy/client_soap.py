@@ -100,6 +100,19 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
         addresses = provider_addresses(snap, provider, soap.security_server)
         signed = await sign_request(ctx, incoming)
         request_id = new_request_id()
+        ctx.on_logged(
+            LoggedMessage(
+                "client",
+                "request",
+                request_id,
+                False,
+                soap.raw,
+                signed.signature_xml,
+                signed.hash_chain_result,
+                signed.hash_chain,
+                tuple(incoming.digests),
+            )
+        )
         ocsp = await ctx.own_ocsp()
         encoder_boundary = transport_boundary()
         headers = [
