@@ -176,6 +176,8 @@ class Code:
     PERMISSION_DENIED: Final = "permission_denied"  # ours: 403
     # messages on the wire: SOAP, MIME, REST, the transport message (protocols.md §2.5)
     BAD_REQUEST: Final = "bad_request"
+    NOT_FOUND: Final = "not_found"
+    DATABASE_ERROR: Final = "database_error"
     INVALID_SOAP: Final = "invalid_soap"
     INVALID_SOAP_ACTION: Final = "invalid_soap_action"
     MISSING_HEADER: Final = "missing_header"

@@ -24,11 +24,11 @@ from sqlalchemy.exc import ArgumentError
 from crossroad.errors import Code, XRoadError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-COMPONENTS = ("central", "serverconf")
+COMPONENTS = ("central", "serverconf", "messagelog")
 #: How long a SQLite writer waits for another writer before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Distinct arbitrary numbers for pg_advisory_xact_lock, one per component.
-_ADVISORY_LOCK = {"central": 0x58524F41, "serverconf": 0x58525353}
+_ADVISORY_LOCK = {"central": 0x58524F41, "serverconf": 0x58525353, "messagelog": 0x58524D4C}
 _migrate_lock = threading.Lock()
 
 

@@ -1,0 +1,264 @@
+"""The message log as the proxies and the supervisor see it (protocols.md §9.1–9.2).
+
+:class:`MessageLog` is what a proxy holds: :meth:`MessageLog.log` (or :meth:`~MessageLog.
+log_async`) keeps one signed message before it is released, in its own transaction, and raises
+``logging_failed`` when that fails, so the caller aborts the exchange and nothing leaves
+unlogged.  :meth:`MessageLog.check_accepting` refuses new exchanges with ``timestamping_failed``
+once time-stamping has failed for longer than ``acceptable_timestamp_failure_period`` (the status
+is shared through the database and cached for ``status_refresh`` seconds); ``log`` checks it
+too, as NIIS ``LogManager.log`` does.  With ``timestamp_immediately`` the message is stamped
+(single shape) before :meth:`log_async` returns, and the acceptance check does not apply.
+
+:meth:`MessageLog.run_jobs` runs the time-stamper, the archiver and the cleaner: in exactly one
+process per database (the supervisor), never in every proxy worker.
+
+:meth:`MessageLog.logger` adapts the proxy's ``LoggedMessage`` hook
+(:attr:`crossroad.proxy.context.ProxyContext.loggers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from crossroad.clock import SYSTEM, Clock
+from crossroad.errors import Code, XRoadError
+from crossroad.globalconf.snapshot import GlobalConfSnapshot
+from crossroad.messagelog.archiver import Archiver
+from crossroad.messagelog.cleaner import run_cleaner
+from crossroad.messagelog.records import MessageRecord, ParsedMessage, Side, new_record, time_ms
+from crossroad.messagelog.settings import LogSettings
+from crossroad.messagelog.store import MessageLogStore, RecordWriter, TimestampStatus
+from crossroad.messagelog.timestamper import Timestamper, refuses
+from crossroad.storage.engine import create_engine
+
+log = logging.getLogger(__name__)
+
+Body = Iterable[bytes] | AsyncIterable[bytes]
+
+
+def _logging_failed(exc: BaseException) -> XRoadError:
+    if isinstance(exc, XRoadError) and exc.matches(Code.LOGGING_FAILED):
+        return exc
+    detail = exc.detail if isinstance(exc, XRoadError) else f"{type(exc).__name__}: {exc}"
+    return XRoadError(Code.LOGGING_FAILED, f"Failed to log message: {detail}")
+
+
+class MessageLog:
+    """One security server's message log (one per process; the database is shared)."""
+
+    def __init__(
+        self,
+        store: MessageLogStore,
+        settings: LogSettings,
+        globalconf: Callable[[], GlobalConfSnapshot | None],
+        *,
+        clock: Clock = SYSTEM,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.globalconf = globalconf
+        self.clock = clock
+        self.timestamper = Timestamper(store, settings, globalconf, clock=clock)
+        self._status = TimestampStatus()
+        self._status_read = float("-inf")
+
+    @classmethod
+    def open(
+        cls,
+        settings: LogSettings,
+        globalconf: Callable[[], GlobalConfSnapshot | None],
+        *,
+        clock: Clock = SYSTEM,
+        engine: sa.Engine | None = None,
+    ) -> MessageLog:
+        """The message log of ``settings.database_url`` (migrated)."""
+        engine = engine or create_engine(settings.database_url)
+        return cls(MessageLogStore(engine), settings, globalconf, clock=clock)
+
+    async def close(self) -> None:
+        await self.timestamper.close()
+
+    # -- accepting ------------------------------------------------------------------------
+
+    def status(self, *, fresh: bool = False) -> TimestampStatus:
+        now = time.monotonic()
+        if fresh or now - self._status_read >= self.settings.status_refresh:
+            try:
+                self._status = self.store.status()
+            except Exception as exc:
+                raise _logging_failed(exc) from exc
+            self._status_read = now
+        return self._status
+
+    def check_accepting(self) -> None:
+        """``timestamping_failed`` once stamping has failed for too long (NIIS
+        ``verifyCanLogMessage``); ``mlog.no_timestamping_provider_found`` without any TSA."""
+        snapshot = self.globalconf()
+        if snapshot is not None:
+            try:
+                tsas = snapshot.approved_tsas()
+            except (XRoadError, KeyError):
+                tsas = ()
+            if not tsas:
+                raise XRoadError(
+                    Code.NO_TIMESTAMPING_PROVIDER_FOUND,
+                    "Cannot time-stamp messages: no timestamping services configured",
+                )
+        if self.settings.timestamp_immediately:
+            return
+        if refuses(
+            self.status(),
+            time_ms(self.clock.now()),
+            self.settings.acceptable_timestamp_failure_period,
+        ):
+            raise XRoadError(Code.TIMESTAMPING_FAILED, "Cannot time-stamp messages")
+
+    # -- logging --------------------------------------------------------------------------
+
+    def record(
+        self,
+        side: Side | str,
+        response: bool,
+        message: bytes,
+        signature: bytes,
+        *,
+        rest: bool,
+        x_request_id: str | None = None,
+        hash_chain_result: bytes | None = None,
+        hash_chain: bytes | None = None,
+        parsed: ParsedMessage | None = None,
+    ) -> MessageRecord:
+        """The record of a signed message, with this log's body logging and digest."""
+        return new_record(
+            Side(side),
+            response,
+            message,
+            signature,
+            rest=rest,
+            at=self.clock.now(),
+            x_request_id=x_request_id,
+            hash_chain_result=hash_chain_result,
+            hash_chain=hash_chain,
+            body_logging=self.settings.body_logging,
+            digest=self.settings.hash_algorithm,
+            parsed=parsed,
+        )
+
+    def _writer(self, record: MessageRecord) -> RecordWriter:
+        return self.store.writer(
+            record,
+            max_body=self.settings.max_loggable_body_size,
+            truncate=self.settings.truncated_body_allowed,
+        )
+
+    def log(self, record: MessageRecord, attachments: Sequence[Iterable[bytes]] = ()) -> int:
+        """Keep ``record`` and its attachments (iterables of chunks) in one transaction;
+        ``logging_failed`` (or ``timestamping_failed``) when the exchange must stop."""
+        self.check_accepting()
+        try:
+            return self.store.insert(
+                record,
+                attachments if record.body_logged else (),
+                max_body=self.settings.max_loggable_body_size,
+                truncate=self.settings.truncated_body_allowed,
+            )
+        except Exception as exc:
+            raise _logging_failed(exc) from exc
+
+    async def log_async(self, record: MessageRecord, attachments: Sequence[Body] = ()) -> int:
+        """:meth:`log` off the event loop; attachments may be async iterables (spooled
+        bodies), read chunk by chunk.  With ``timestamp_immediately`` the record is stamped
+        before this returns (``timestamping_failed`` if no TSA answers)."""
+        self.check_accepting()
+        writer: RecordWriter | None = None
+        try:
+            writer = await asyncio.to_thread(self._writer, record)
+            for body in attachments if record.body_logged else ():
+                await asyncio.to_thread(writer.begin_attachment)
+                if isinstance(body, AsyncIterable):
+                    async for chunk in body:
+                        await asyncio.to_thread(writer.write, chunk)
+                else:
+                    await asyncio.to_thread(_write_all, writer, body)
+            record_id = await asyncio.to_thread(writer.commit)
+        except BaseException as exc:
+            if writer is not None:
+                await asyncio.to_thread(writer.rollback)
+            if isinstance(exc, Exception):
+                raise _logging_failed(exc) from exc
+            raise
+        if self.settings.timestamp_immediately:
+            try:
+                await self.timestamper.stamp_records([record_id])
+            except XRoadError as err:
+                raise XRoadError(Code.TIMESTAMPING_FAILED, err.detail) from err
+        return record_id
+
+    def logger(self) -> Callable[[Any], None]:
+        """A hook for ``ProxyContext.loggers``: logs each ``LoggedMessage`` synchronously.
+
+        ``LoggedMessage`` carries the signed bytes; bodies are logged when it also carries
+        ``attachments`` (iterables of chunks).  Errors propagate as ``logging_failed``.
+        """
+
+        def hook(logged: Any) -> None:
+            record = self.record(
+                logged.side,
+                logged.direction == "response",
+                logged.message,
+                logged.signature,
+                rest=logged.rest,
+                x_request_id=logged.request_id,
+                hash_chain_result=logged.hash_chain_result,
+                hash_chain=logged.hash_chain,
+            )
+            self.log(record, getattr(logged, "attachments", ()) or ())
+
+        return hook
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def archiver(self, **kwargs: Any) -> Archiver:
+        return Archiver(self.store, self.settings, clock=self.clock, **kwargs)
+
+    async def run_jobs(self, stop: asyncio.Event, *, archive: bool = True) -> None:
+        """The time-stamper, archiver and cleaner until ``stop`` is set (one process only)."""
+        tasks = [asyncio.create_task(self.timestamper.run(stop), name="timestamper")]
+        if archive:
+            tasks.append(asyncio.create_task(self.archiver().run(stop), name="archiver"))
+            tasks.append(
+                asyncio.create_task(
+                    run_cleaner(self.store, self.settings, stop, self.clock), name="cleaner"
+                )
+            )
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+
+def _write_all(writer: RecordWriter, body: Iterable[bytes]) -> None:
+    for chunk in body:
+        writer.write(chunk)
+
+
+def open_for_state_dir(
+    state_dir: str | Path,
+    globalconf: Callable[[], GlobalConfSnapshot | None],
+    *,
+    clock: Clock = SYSTEM,
+) -> MessageLog:
+    """The message log of a security server state directory (``message-log.toml``)."""
+    return MessageLog.open(LogSettings.load(state_dir), globalconf, clock=clock)

@@ -1,0 +1,1 @@
+"""Migration scripts of the message log schema (one per revision)."""
