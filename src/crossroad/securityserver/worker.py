@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 RELOAD_SECONDS = 1.0
 AUTH_RETRY_SECONDS = 1.0
 SHUTDOWN_SECONDS = 5.0
+#: When set, each worker writes cProfile statistics to ``$CROSSROAD_WORKER_PROFILE.<pid>``.
+PROFILE_ENV = "CROSSROAD_WORKER_PROFILE"
 
 
 def shared_socket(host: str, port: int) -> socket.socket:
@@ -246,8 +249,16 @@ def main(argv: list[str]) -> None:
         level=logging.INFO,
         format=f"%(asctime)s %(levelname)s worker-{args.index} %(name)s: %(message)s",
     )
+    profile = os.environ.get(PROFILE_ENV)
     try:
-        asyncio.run(serve(args.state_dir, args.index))
+        if profile:  # a developer's view of where a worker's time goes
+            import cProfile
+
+            with cProfile.Profile() as prof:
+                asyncio.run(serve(args.state_dir, args.index))
+            prof.dump_stats(f"{profile}.{os.getpid()}")
+        else:
+            asyncio.run(serve(args.state_dir, args.index))
     except XRoadError as err:
         print(f"error: {err.code}: {err.detail}", file=sys.stderr)
         sys.exit(1)
