@@ -110,7 +110,7 @@ class Signers:
             parts_list,
             signing_cert=who.cert,
             ocsp_responses=[self.pki.ocsp_for(who.cert, now - dt.timedelta(seconds=30))],
-            sign=lambda data: keys.sign(who.key, SHA512_WITH_RSA, data),  # type: ignore[arg-type]
+            sign=lambda data: keys.sign(who.key, SHA512_WITH_RSA, data),
             signing_time=now,
         )
 
