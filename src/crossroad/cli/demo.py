@@ -122,7 +122,7 @@ async def _evidence(directory: Path) -> str:
     from crossroad.demo import evidence
 
     try:
-        result = await evidence.run(directory / "evidence-demo")
+        result = await evidence.run(directory)  # as `crossroad demo evidence` lays it out
     except XRoadError as err:
         return f"failed: {err.code}"
     return "ok" if result.ok else "failed"
