@@ -101,12 +101,15 @@ class BatchSigner:
                     p.future.set_result(result)
 
     async def close(self) -> None:
+        # Take the in-flight batch first: cancelling the worker clears it (its ``finally``),
+        # and its callers must still hear that no signature is coming.
+        waiting = [*self._inflight, *self._queue]
         worker = self._worker
         if worker is not None and not worker.done():
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-        for p in [*self._inflight, *self._queue]:
+        for p in [*waiting, *self._queue]:
             if not p.future.done():
                 p.future.set_exception(
                     XRoadError(Code.CANNOT_CREATE_SIGNATURE, "The signer is shutting down")
