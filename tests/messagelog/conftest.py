@@ -282,3 +282,29 @@ def noop() -> Iterator[None]:
 
 
 Factory = Callable[..., MessageRecord]
+
+
+def write_globalconf(directory: Path, snapshot: GlobalConfSnapshot) -> None:
+    """Store ``snapshot``'s own instance as a configuration client would (V2 files)."""
+    from crossroad.globalconf.privateparams import render_private_parameters
+    from crossroad.globalconf.sharedparams import render_shared_parameters
+    from crossroad.globalconf.store import ConfigurationStore, PartMetadata
+
+    assert snapshot.private is not None
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    generation = ConfigurationStore(directory).begin(snapshot.instance)
+    for name, content_id, data in (
+        (
+            "shared-params.xml",
+            "SHARED-PARAMETERS",
+            render_shared_parameters(snapshot.own_shared, 2),
+        ),
+        (
+            "private-params.xml",
+            "PRIVATE-PARAMETERS",
+            render_private_parameters(snapshot.private, 2),
+        ),
+    ):
+        meta = PartMetadata(content_id, snapshot.instance, expires, 2)
+        generation.write(snapshot.instance, name, data, meta)
+    generation.commit()
