@@ -235,9 +235,10 @@ def archive(state_dir: Path = _DIR, as_json: bool = _JSON) -> None:
                 run = archiver.archive_once(
                     lambda done, total: progress.update(task, completed=done, total=total)
                 )
+    files = [str(f.path) for f in run.files]
     data = {
         "records": run.records,
-        "files": [str(f.path) for f in run.files],
+        "files": files,
         "recovered": run.recovered,
         "released": run.released,
     }
@@ -245,7 +246,7 @@ def archive(state_dir: Path = _DIR, as_json: bool = _JSON) -> None:
         typer.echo(json.dumps(data))
         return
     typer.echo(f"archived {run.records} records into {len(run.files)} files")
-    for path in data["files"]:
+    for path in files:
         typer.echo(f"  {path}")
     for name in run.recovered:
         typer.echo(f"  recovered after a crash: {name}")
