@@ -221,3 +221,18 @@ def test_status_command(state: Path, running: Running) -> None:
     assert busy.returncode == 0, busy.stderr
     assert json.loads(busy.stdout)["server_id"] == "SERVER:DEV/COM/1111/SS1"
     assert idle.returncode == 1 or json.loads(idle.stdout)["pid"] == running.proc.pid
+
+
+def test_a_second_supervisor_on_the_same_state_is_refused(state: Path, running: Running) -> None:
+    running.wait_for("ready:")
+    settings = SecurityServerSettings.load(state)
+    done = subprocess.run(
+        [*COMMAND, "run", str(state)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert "is already running" in done.stderr
+    # The first one is untouched: its signer socket and run.json are still there.
+    assert settings.socket_path.exists()
+    assert json.loads(settings.run_file.read_text())["pid"] == running.proc.pid
+    running.proc.send_signal(signal.SIGTERM)
+    assert running.proc.wait(30) == 0

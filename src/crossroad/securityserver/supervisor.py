@@ -154,17 +154,31 @@ class Supervisor:
         self._api_server: Any = None
         self.server_id: SecurityServerId | None = None
         self.ready: Ready | None = None
+        self._lock_fd: int | None = None
 
     # -- starting ---------------------------------------------------------------------------
 
     async def start(self) -> Ready:
         s = self.settings
+        self._lock_state()
+        # The supervisor's own ports first: a port that is taken fails the start at once.
+        ocsp_sock = listen(s.ocsp_host, s.ocsp_port, "OCSP download service")
+        self._sockets.append(ocsp_sock)
+        admin_sock = None
+        if s.admin_enabled:
+            admin_sock = listen(s.admin_host, s.admin_port, "management API")
+            self._sockets.append(admin_sock)
         await asyncio.to_thread(self._open_store)
         assert self.server_id is not None
         if not self.conf.is_valid():
             log.info("downloading the global configuration of %s", self.anchor.instance_identifier)
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._update(), s.conf_first_timeout)
+            except TimeoutError:
+                log.warning(
+                    "no global configuration within %g s; still trying", s.conf_first_timeout
+                )
+                self.wake.set()  # try again at once, in the background
         self.signer = Child("signer", self._signer_argv())
         await self.signer.start()
         await self.signer.wait_ready(SIGNER_READY_TIMEOUT)
@@ -177,8 +191,8 @@ class Supervisor:
         ]
         await asyncio.gather(*(w.start() for w in self.worker_children))
         await asyncio.gather(*(w.wait_ready(WORKER_READY_TIMEOUT) for w in self.worker_children))
-        await self._start_ocsp_service()
-        admin = await self._start_admin_api() if s.admin_enabled else None
+        await self._start_ocsp_service(ocsp_sock)
+        admin = await self._start_admin_api(admin_sock) if admin_sock is not None else None
         self._tasks.append(asyncio.create_task(self._conf_loop()))
         for child in (self.signer, *self.worker_children):
             self._tasks.append(asyncio.create_task(self._watch(child)))
@@ -226,25 +240,35 @@ class Supervisor:
             argv += ["--pin-file", str(pin)]
         return argv
 
-    async def _start_ocsp_service(self) -> None:
+    def _lock_state(self) -> None:
+        """One supervisor per state directory: a second one would share the workers' ports
+        (``SO_REUSEPORT``) and take over the signer's socket."""
+        import fcntl
+
+        fd = os.open(self.settings.state_dir / ".run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise XRoadError(
+                Code.INVALID_REQUEST, f"{self.settings.state_dir} is already running"
+            ) from None
+        self._lock_fd = fd
+
+    async def _start_ocsp_service(self, sock: socket.socket) -> None:
         from crossroad.proxy.ocsp_service import ocsp_app
 
-        s = self.settings
-        sock = listen(s.ocsp_host, s.ocsp_port, "OCSP download service")
-        self._sockets.append(sock)
         runner = web.AppRunner(ocsp_app(self._signer_client.ocsp_responses), access_log=None)
         await runner.setup()
         self._runners.append(runner)
         await web.SockSite(runner, sock).start()
 
-    async def _start_admin_api(self) -> str:
+    async def _start_admin_api(self, sock: socket.socket) -> str:
         import uvicorn
 
         from crossroad.serverconf.api import create_app
 
         s = self.settings
-        sock = listen(s.admin_host, s.admin_port, "management API")
-        self._sockets.append(sock)
 
         class _Server(uvicorn.Server):
             @contextlib.contextmanager
@@ -365,8 +389,11 @@ class Supervisor:
             await self._signer_client.close()
         if self._engine is not None:
             self._engine.dispose()
-        with contextlib.suppress(OSError):
-            self.settings.run_file.unlink()
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                self.settings.run_file.unlink()
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
 
 
 async def run_security_server(
