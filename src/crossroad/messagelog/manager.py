@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +37,15 @@ from crossroad.messagelog.archiver import Archiver
 from crossroad.messagelog.cleaner import run_cleaner
 from crossroad.messagelog.records import MessageRecord, ParsedMessage, Side, new_record, time_ms
 from crossroad.messagelog.settings import LogSettings
-from crossroad.messagelog.store import MessageLogStore, RecordWriter, TimestampStatus
+from crossroad.messagelog.store import MessageLogStore, TimestampStatus
 from crossroad.messagelog.timestamper import Timestamper, refuses
 from crossroad.storage.engine import create_engine
 
 log = logging.getLogger(__name__)
 
 Body = Iterable[bytes] | AsyncIterable[bytes]
+#: A writing thread gives up on an async body that stops delivering (seconds).
+_PUMP_TIMEOUT = 60.0
 
 
 def _logging_failed(exc: BaseException) -> XRoadError:
@@ -69,6 +73,7 @@ class MessageLog:
         self.timestamper = Timestamper(store, settings, globalconf, clock=clock)
         self._status = TimestampStatus()
         self._status_read = float("-inf")
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="messagelog")
 
     @classmethod
     def open(
@@ -85,6 +90,11 @@ class MessageLog:
 
     async def close(self) -> None:
         await self.timestamper.close()
+
+    def shutdown(self) -> None:
+        """Release the log's threads and database connections (the end of a process)."""
+        self._executor.shutdown(wait=True)
+        self.store.engine.dispose()
 
     # -- accepting ------------------------------------------------------------------------
 
@@ -152,55 +162,58 @@ class MessageLog:
             parsed=parsed,
         )
 
-    def _writer(self, record: MessageRecord) -> RecordWriter:
-        return self.store.writer(
-            record,
-            max_body=self.settings.max_loggable_body_size,
-            truncate=self.settings.truncated_body_allowed,
-        )
-
     def log(self, record: MessageRecord, attachments: Sequence[Iterable[bytes]] = ()) -> int:
         """Keep ``record`` and its attachments (iterables of chunks) in one transaction;
         ``logging_failed`` (or ``timestamping_failed``) when the exchange must stop."""
         self.check_accepting()
-        try:
-            return self.store.insert(
-                record,
-                attachments if record.body_logged else (),
-                max_body=self.settings.max_loggable_body_size,
-                truncate=self.settings.truncated_body_allowed,
-            )
-        except Exception as exc:
-            raise _logging_failed(exc) from exc
+        return self.log_stored(record, attachments if record.body_logged else ())
 
     async def log_async(self, record: MessageRecord, attachments: Sequence[Body] = ()) -> int:
         """:meth:`log` off the event loop; attachments may be async iterables (spooled
-        bodies), read chunk by chunk.  With ``timestamp_immediately`` the record is stamped
-        before this returns (``timestamping_failed`` if no TSA answers)."""
+        bodies), streamed chunk by chunk into the transaction.  With ``timestamp_immediately``
+        the record is stamped before this returns (``timestamping_failed`` if no TSA answers).
+
+        The whole transaction runs in one call on the log's own threads: a transaction never
+        waits for a thread while holding SQLite's write lock.  Async bodies reach it through a
+        small bounded queue fed from the event loop.
+        """
         self.check_accepting()
-        writer: RecordWriter | None = None
+        bodies = list(attachments) if record.body_logged else []
+        pumps = [_Pump() if isinstance(b, AsyncIterable) else None for b in bodies]
+        loop = asyncio.get_running_loop()
+        sources: list[Iterable[bytes]] = [
+            p if p is not None else b  # type: ignore[misc]
+            for p, b in zip(pumps, bodies, strict=True)
+        ]
+        done = loop.run_in_executor(self._executor, self.log_stored, record, sources)
+        feeding = None
+        if any(pumps):
+            feeding = asyncio.ensure_future(_feed(bodies, pumps))
         try:
-            writer = await asyncio.to_thread(self._writer, record)
-            for body in attachments if record.body_logged else ():
-                await asyncio.to_thread(writer.begin_attachment)
-                if isinstance(body, AsyncIterable):
-                    async for chunk in body:
-                        await asyncio.to_thread(writer.write, chunk)
-                else:
-                    await asyncio.to_thread(_write_all, writer, body)
-            record_id = await asyncio.to_thread(writer.commit)
-        except BaseException as exc:
-            if writer is not None:
-                await asyncio.to_thread(writer.rollback)
-            if isinstance(exc, Exception):
-                raise _logging_failed(exc) from exc
-            raise
+            record_id = await done
+        finally:
+            if feeding is not None:
+                feeding.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await feeding
         if self.settings.timestamp_immediately:
             try:
                 await self.timestamper.stamp_records([record_id])
             except XRoadError as err:
                 raise XRoadError(Code.TIMESTAMPING_FAILED, err.detail) from err
         return record_id
+
+    def log_stored(self, record: MessageRecord, attachments: Sequence[Iterable[bytes]]) -> int:
+        """One record and its attachments in one transaction (blocking; no acceptance check)."""
+        try:
+            return self.store.insert(
+                record,
+                attachments,
+                max_body=self.settings.max_loggable_body_size,
+                truncate=self.settings.truncated_body_allowed,
+            )
+        except Exception as exc:
+            raise _logging_failed(exc) from exc
 
     def logger(self) -> Callable[[Any], None]:
         """A hook for ``ProxyContext.loggers``: logs each ``LoggedMessage`` synchronously.
@@ -249,9 +262,44 @@ class MessageLog:
                     await task
 
 
-def _write_all(writer: RecordWriter, body: Iterable[bytes]) -> None:
-    for chunk in body:
-        writer.write(chunk)
+_END = object()
+
+
+class _Pump:
+    """Chunks of an async body handed to the writing thread (bounded: memory stays small)."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.queue: queue.Queue[Any] = queue.Queue(size)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            item = self.queue.get(timeout=_PUMP_TIMEOUT)
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+async def _feed(bodies: Sequence[Body], pumps: Sequence[_Pump | None]) -> None:
+    async def put(pump: _Pump, item: Any) -> None:
+        while True:
+            try:
+                pump.queue.put_nowait(item)
+                return
+            except queue.Full:
+                await asyncio.sleep(0.001)
+
+    for body, pump in zip(bodies, pumps, strict=True):
+        if pump is None:
+            continue
+        try:
+            async for chunk in body:  # type: ignore[union-attr]
+                await put(pump, chunk)
+        except Exception as exc:
+            await put(pump, exc)
+            return
+        await put(pump, _END)
 
 
 def open_for_state_dir(

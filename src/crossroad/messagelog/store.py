@@ -4,6 +4,8 @@
 Every write is one transaction.  A message record is inserted together with its attachments:
 :class:`RecordWriter` inserts the row, then takes the body chunk by chunk (rows of at most
 ``chunk_size`` bytes), and commits or rolls back as a whole, so a record is never half logged.
+It runs its few statements on the DB-API cursor (compiled once per dialect): it is on the path
+of every message.
 Time-stamps are stored atomically with the records they stamp, and only on records nobody
 stamped in the meantime.  The archive bookkeeping (``archive_pending``, ``last_archive_digest``)
 lives in :mod:`crossroad.messagelog.archive_store`.
@@ -60,15 +62,58 @@ class Pending:
     signature: bytes
 
 
-def _db_error(what: str, exc: Exception) -> XRoadError:
-    return XRoadError(Code.DATABASE_ERROR, f"{what}: {type(exc).__name__}: {exc}")
+class _HotSql:
+    """The logging path's statements, compiled once per dialect and run on the DB-API cursor:
+    logging happens before every message is released, and SQLAlchemy's per-statement work
+    would cost more than the database does."""
+
+    def __init__(self, dialect: sa.Dialect) -> None:
+        self.sqlite = dialect.name == "sqlite"
+        self.positional = dialect.paramstyle in ("qmark", "numeric", "format")
+        columns = list(_record_row_columns())
+        record = _lr.insert().values({c: sa.bindparam(c) for c in columns}).returning(_lr.c.id)
+        chunk = t.logrecord_chunk.insert().values(
+            {c: sa.bindparam(c) for c in ("record", "attachment", "seq", "data")}
+        )
+        count = (
+            _lr.update()
+            .where(_lr.c.id == sa.bindparam("rid"))
+            .values(attachments=sa.bindparam("count"))
+        )
+        self.record, self._record_names = self._compile(record, dialect)
+        self.chunk, self._chunk_names = self._compile(chunk, dialect)
+        self.count, self._count_names = self._compile(count, dialect)
+
+    @staticmethod
+    def _compile(stmt: Any, dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
+        compiled = stmt.compile(dialect=dialect)
+        return str(compiled), tuple(compiled.positiontup or ())
+
+    def args(self, which: str, params: dict[str, Any]) -> Any:
+        if not self.positional:
+            return params
+        names = {"record": self._record_names, "chunk": self._chunk_names}.get(
+            which, self._count_names
+        )
+        return tuple(params[n] for n in names)
+
+
+_HOT: dict[str, _HotSql] = {}
+
+
+def _hot(engine: sa.Engine) -> _HotSql:
+    key = f"{engine.dialect.name}:{engine.dialect.paramstyle}"
+    sql = _HOT.get(key)
+    if sql is None:
+        sql = _HOT[key] = _HotSql(engine.dialect)
+    return sql
 
 
 class RecordWriter:
     """One message record being logged: the row, then its attachments, then commit.
 
-    Used from one thread at a time (the async path hops threads between chunks, never runs two
-    calls at once).  ``max_body``/``truncate`` apply NIIS's loggable body limit per attachment.
+    Used from one thread at a time.  ``max_body``/``truncate`` apply NIIS's loggable body limit
+    per attachment; ``attachments`` is how many will follow (the row says so from the start).
     """
 
     def __init__(
@@ -79,23 +124,30 @@ class RecordWriter:
         chunk_size: int = CHUNK_SIZE,
         max_body: int | None = None,
         truncate: bool = False,
+        attachments: int = 0,
     ) -> None:
-        self._conn = engine.connect().execution_options(**WRITE)
-        self._tx = self._conn.begin()
+        self._sql = _hot(engine)
+        self._raw = engine.raw_connection()
         self._chunk_size = chunk_size
         self._max_body = max_body
         self._truncate = truncate
+        self._planned = attachments
         self._attachment = 0
         self._seq = 0
         self._size = 0
         self._buffer = bytearray()
         self.closed = False
         try:
-            self.id = int(
-                self._conn.execute(
-                    _lr.insert().returning(_lr.c.id), _record_row(record)
-                ).scalar_one()
-            )
+            self._cursor = self._raw.cursor()
+            if self._sql.sqlite:
+                # Take the write lock up front, as every writing transaction here does.
+                self._cursor.execute("BEGIN IMMEDIATE")
+            row = _record_row(record)
+            row["attachments"] = attachments
+            self._cursor.execute(self._sql.record, self._sql.args("record", row))
+            inserted = self._cursor.fetchone()
+            assert inserted is not None
+            self.id = int(inserted[0])
         except Exception:
             self.rollback()
             raise
@@ -124,10 +176,8 @@ class RecordWriter:
             del self._buffer[: self._chunk_size]
 
     def _put(self, data: bytes) -> None:
-        self._conn.execute(
-            t.logrecord_chunk.insert(),
-            {"record": self.id, "attachment": self._attachment, "seq": self._seq, "data": data},
-        )
+        params = {"record": self.id, "attachment": self._attachment, "seq": self._seq, "data": data}
+        self._cursor.execute(self._sql.chunk, self._sql.args("chunk", params))
         self._seq += 1
 
     def _flush(self) -> None:
@@ -138,14 +188,15 @@ class RecordWriter:
     def commit(self) -> int:
         try:
             self._flush()
-            if self._attachment:
-                self._conn.execute(
-                    _lr.update().where(_lr.c.id == self.id).values(attachments=self._attachment)
-                )
-            self._tx.commit()
-        finally:
-            self.closed = True
-            self._conn.close()
+            if self._attachment != self._planned:
+                params = {"rid": self.id, "count": self._attachment}
+                self._cursor.execute(self._sql.count, self._sql.args("count", params))
+            self._raw.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        self.closed = True
+        self._close()
         return self.id
 
     def rollback(self) -> None:
@@ -153,9 +204,23 @@ class RecordWriter:
             return
         self.closed = True
         with contextlib.suppress(Exception):
-            self._tx.rollback()
+            self._raw.rollback()
+        self._close()
+
+    def _close(self) -> None:
         with contextlib.suppress(Exception):
-            self._conn.close()
+            self._cursor.close()
+        with contextlib.suppress(Exception):
+            self._raw.close()
+
+
+def _record_row_columns() -> tuple[str, ...]:
+    return (
+        "discriminator", "time", "archived", "queryid", "xrequestid", "response", "side",
+        "rest", "xroadinstance", "memberclass", "membercode", "subsystemcode", "service",
+        "message", "signature", "hashchainresult", "hashchain", "signaturehash", "bodylogged",
+        "attachments",
+    )  # fmt: skip
 
 
 def _record_row(record: MessageRecord) -> dict[str, Any]:
@@ -256,10 +321,20 @@ class MessageLogStore:
     # -- logging --------------------------------------------------------------------------
 
     def writer(
-        self, record: MessageRecord, *, max_body: int | None = None, truncate: bool = False
+        self,
+        record: MessageRecord,
+        *,
+        max_body: int | None = None,
+        truncate: bool = False,
+        attachments: int = 0,
     ) -> RecordWriter:
         return RecordWriter(
-            self.engine, record, chunk_size=self.chunk_size, max_body=max_body, truncate=truncate
+            self.engine,
+            record,
+            chunk_size=self.chunk_size,
+            max_body=max_body,
+            truncate=truncate,
+            attachments=attachments,
         )
 
     def insert(
@@ -271,7 +346,9 @@ class MessageLogStore:
         truncate: bool = False,
     ) -> int:
         """Log ``record`` with its attachments (each an iterable of chunks); returns its id."""
-        writer = self.writer(record, max_body=max_body, truncate=truncate)
+        writer = self.writer(
+            record, max_body=max_body, truncate=truncate, attachments=len(attachments)
+        )
         try:
             for attachment in attachments:
                 writer.begin_attachment()

@@ -1,0 +1,103 @@
+"""The message log as the proxies use it: many concurrent ``log_async`` calls with streamed
+(async) bodies on one SQLite file, failures reported as ``logging_failed`` with nothing kept,
+and the adapter for the proxy's ``LoggedMessage`` hook."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from crossroad.errors import XRoadError
+from crossroad.messagelog.manager import MessageLog
+from crossroad.messagelog.settings import LogSettings
+from crossroad.messagelog.store import MessageLogStore
+from crossroad.proxy.context import LoggedMessage
+
+from .conftest import CLIENT, PROVIDER, Conf, Signers, make_record, rest_request, soap
+
+
+async def chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        await asyncio.sleep(0)
+        yield data[i : i + size]
+
+
+def test_concurrent_async_bodies(
+    store: MessageLogStore, settings: LogSettings, conf: Conf, signers: Signers
+) -> None:
+    mlog = MessageLog(store, settings, conf)
+    body = bytes(range(256)) * 50
+    records = [make_record(signers, rest=True, attachments=[body]) for _ in range(4)]
+
+    async def go() -> list[int]:
+        jobs = [
+            mlog.log_async(records[i % 4], [chunks(body), [b"second ", b"part"]]) for i in range(40)
+        ]
+        return list(await asyncio.gather(*jobs))
+
+    ids = asyncio.run(go())
+    assert len(set(ids)) == 40
+    for rid in ids[:5]:
+        stored = store.get(rid)
+        assert stored is not None
+        assert store.attachments(stored) == [body, b"second part"]
+    mlog.shutdown()
+
+
+def test_failures_are_logging_failed_and_leave_nothing(
+    store: MessageLogStore, settings: LogSettings, conf: Conf, signers: Signers
+) -> None:
+    mlog = MessageLog(store, settings.replace(max_loggable_body_size=3000), conf)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"x" * 100
+        raise OSError("the spool went away")
+
+    async def go() -> None:
+        with pytest.raises(XRoadError) as err:
+            await mlog.log_async(make_record(signers), [broken()])
+        assert err.value.code == "logging_failed"
+        assert "the spool went away" in err.value.detail
+        with pytest.raises(XRoadError) as err:
+            await mlog.log_async(make_record(signers), [chunks(b"y" * 5000)])
+        assert err.value.code == "logging_failed"
+        assert "maximum loggable size" in err.value.detail
+
+    asyncio.run(go())
+    assert store.counts()["messages"] == 0
+    with pytest.raises(XRoadError) as err:
+        mlog.log(make_record(signers), [iter([b"z" * 4000])])
+    assert err.value.code == "logging_failed"
+    mlog.shutdown()
+
+
+def test_proxy_hook(mlog: MessageLog, signers: Signers) -> None:
+    hook = mlog.logger()
+    message = soap("hooked")
+    signed = signers.signed(message)
+    hook(LoggedMessage("client", "request", "rid-9", False, message, signed.signature_xml))
+    head = rest_request("hooked-rest")
+    body = b'{"a": 1}'
+    signed = signers.signed(head, [body])
+    logged = LoggedMessage(
+        "server",
+        "request",
+        "rid-10",
+        True,
+        head,
+        signed.signature_xml,
+        signed.hash_chain_result,
+        signed.hash_chain,
+    )
+    object.__setattr__(logged, "attachments", ([body],))  # a hook that carries the body
+    hook(logged)
+    (soap_record,) = mlog.store.find("hooked", CLIENT)
+    assert (soap_record.record.x_request_id, soap_record.record.response) == ("rid-9", False)
+    (rest_record,) = mlog.store.find("hooked-rest", PROVIDER)
+    assert rest_record.record.rest
+    assert mlog.store.attachments(rest_record) == [body]
+    with pytest.raises(XRoadError) as err:
+        hook(LoggedMessage("client", "request", "x", False, b"<not-soap/>", b"<sig/>"))
+    assert err.value.code == "logging_failed"
