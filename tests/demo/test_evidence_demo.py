@@ -25,7 +25,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("demo")
-    done = _run("demo", "--dir", str(directory), "--check")
+    done = _run("demo", "evidence", "--dir", str(directory), "--check")
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert json.loads(last) == {"evidence": "ok", "containers": 2, "archive": "ok"}
