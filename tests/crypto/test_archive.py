@@ -245,3 +245,10 @@ def test_linking_info_random(data: bytes) -> None:
     else:
         code = Code.INVALID_LOG_ARCHIVE
     assert code == Code.INVALID_LOG_ARCHIVE
+
+
+@pytest.mark.parametrize("first_line", [b"a b c", b"- - SHA-999", b"- - MD5"])
+def test_unknown_linking_digest_is_an_archive_error(first_line: bytes) -> None:
+    with pytest.raises(XRoadError) as err:
+        LinkingInfo.parse(first_line + b"\n")
+    assert err.value.code == Code.INVALID_LOG_ARCHIVE

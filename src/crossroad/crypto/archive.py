@@ -73,8 +73,11 @@ class LinkingInfo:
 
     @property
     def algorithm(self) -> DigestAlgorithm:
-        algorithm = digest_algorithm(self.algorithm_name)
-        if algorithm not in SUPPORTED_DIGESTS:
+        try:
+            algorithm = digest_algorithm(self.algorithm_name)
+        except XRoadError:
+            algorithm = None
+        if algorithm is None or algorithm not in SUPPORTED_DIGESTS:
             raise XRoadError(
                 Code.INVALID_LOG_ARCHIVE,
                 f"Digest algorithm id '{self.algorithm_name}' is not supported",
