@@ -172,6 +172,8 @@ def make_ocsp_response(
 class TestPKI:
     """A small instance PKI: one CA with an OCSP responder and a TSA certificate."""
 
+    __test__ = False  # not a pytest test class despite its name
+
     ca: Issued
     ocsp: Issued
     tsa: Issued
