@@ -1,0 +1,107 @@
+"""The message log inside a security server: what the proxy workers and the supervisor call
+(protocols.md §9; the proxy's side is :mod:`crossroad.proxy.context` and
+:mod:`crossroad.proxy.client`).
+
+* a proxy worker opens the log with :func:`open_for_server` and :func:`attach`\\ es it to its
+  :class:`~crossroad.proxy.context.ProxyContext`: every signed message the proxies report to
+  ``ProxyContext.on_logged`` is logged before it is released (a failure aborts the exchange
+  with ``logging_failed``; a time-stamping failure past the acceptable period refuses it with
+  ``timestamping_failed``);
+* the client proxy answers ``GET /asic`` and ``GET /verificationconf`` with
+  :func:`signed_documents`, which checks the caller with the client proxy's own
+  :func:`~crossroad.proxy.client.check_client` (IS connection type, registered IS certificates);
+* the supervisor, and only it, runs :func:`run_jobs`: time-stamping, archiving, cleaning.
+
+``message-log.toml`` in the state directory configures it (:mod:`.settings`); setting
+``CROSSROAD_MESSAGE_LOG=off`` in the environment switches the message log off (benchmarks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from crossroad.errors import XRoadError
+from crossroad.globalconf.snapshot import GlobalConfSnapshot
+from crossroad.identifiers import ClientId
+from crossroad.messagelog.asic_service import SignedDocuments
+from crossroad.messagelog.manager import MessageLog
+from crossroad.messagelog.settings import LogSettings
+
+log = logging.getLogger(__name__)
+
+SWITCH_ENV = "CROSSROAD_MESSAGE_LOG"
+
+
+def enabled() -> bool:
+    return os.environ.get(SWITCH_ENV, "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+class DirectoryGlobalConf:
+    """The global configuration a directory holds now (re-read when its generation moves)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._generation: Path | None = None
+        self._snapshot: GlobalConfSnapshot | None = None
+
+    def __call__(self) -> GlobalConfSnapshot | None:
+        from crossroad.globalconf.store import ConfigurationStore, load_snapshot
+
+        try:
+            generation = ConfigurationStore(self.directory).current()
+            if generation is not None and generation != self._generation:
+                self._snapshot = load_snapshot(generation)
+                self._generation = generation
+        except (XRoadError, OSError) as err:
+            log.warning("global configuration in %s not readable: %s", self.directory, err)
+        return self._snapshot
+
+
+def open_for_server(
+    state_dir: Path, globalconf: Callable[[], GlobalConfSnapshot | None]
+) -> MessageLog | None:
+    """The message log of a security server state directory (None when switched off)."""
+    if not enabled():
+        return None
+    return MessageLog.open(LogSettings.load(state_dir), globalconf)
+
+
+def attach(ctx: Any, mlog: MessageLog) -> Callable[[Any], None]:
+    """Log every message ``ctx`` reports; returns the hook (to remove it again)."""
+    hook = mlog.logger()
+    ctx.loggers.append(hook)
+    return hook
+
+
+def signed_documents(
+    ctx: Any, mlog: MessageLog, conf_dir: Path | Callable[[], Path | None] | None
+) -> SignedDocuments:
+    """``/asic`` and ``/verificationconf`` for ``ctx``'s client proxy: only a caller that the
+    client proxy would accept as the named client's information system gets documents."""
+    from crossroad.proxy.client import check_client
+
+    def authenticate(request: web.Request, client: ClientId) -> None:
+        check_client(ctx, ctx.snapshot(), client, request)
+
+    return SignedDocuments(mlog, conf_dir=conf_dir, authenticate=authenticate)
+
+
+async def run_jobs(state_dir: Path, stop: asyncio.Event) -> None:
+    """The supervisor's message-log jobs until ``stop``: time-stamper, archiver, cleaner."""
+    if not enabled():
+        await stop.wait()
+        return
+    conf = DirectoryGlobalConf(state_dir / "globalconf")
+    mlog = await asyncio.to_thread(MessageLog.open, LogSettings.load(state_dir), conf)
+    try:
+        await mlog.run_jobs(stop)
+    finally:
+        await mlog.close()
+        await asyncio.to_thread(mlog.shutdown)
