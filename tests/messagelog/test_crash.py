@@ -84,15 +84,14 @@ def test_sigkill_under_load(
     settings = settings.replace(archive_max_filesize=20_000, timestamp_records_limit=50)
     bodies = [b"request body %d " % i * 30 for i in range(8)]
     records = [(make_record(signers, attachments=[b]), b) for b in bodies]
-    (tmp_path / "input.pickle").write_bytes(
-        pickle.dumps(
-            {
-                "settings": settings,
-                "records": records,
-                "globalconf": (conf().own_shared, conf().private),
-            }
-        )  # type: ignore[union-attr]
-    )
+    snapshot = conf()
+    assert snapshot is not None
+    data = {
+        "settings": settings,
+        "records": records,
+        "globalconf": (snapshot.own_shared, snapshot.private),
+    }
+    (tmp_path / "input.pickle").write_bytes(pickle.dumps(data))
     rng = random.Random(5)
     acked: set[int] = set()
     for _ in range(4):
