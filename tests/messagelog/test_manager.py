@@ -101,3 +101,20 @@ def test_proxy_hook(mlog: MessageLog, signers: Signers) -> None:
     with pytest.raises(XRoadError) as err:
         hook(LoggedMessage("client", "request", "x", False, b"<not-soap/>", b"<sig/>"))
     assert err.value.code == "logging_failed"
+
+
+def test_async_proxy_hook_streams_bodies(mlog: MessageLog, signers: Signers) -> None:
+    hook = mlog.async_logger()
+    head = rest_request("async-hooked")
+    body = b"x" * 5000
+    signed = signers.signed(head, [body])
+    logged = LoggedMessage(
+        "client", "request", "r", True, head, signed.signature_xml,
+        signed.hash_chain_result, signed.hash_chain,
+    )  # fmt: skip
+    object.__setattr__(logged, "attachments", (chunks(body),))
+    rid = asyncio.run(hook(logged))
+    stored = mlog.store.get(rid)
+    assert stored is not None
+    assert mlog.store.attachments(stored) == [body]
+    mlog.shutdown()

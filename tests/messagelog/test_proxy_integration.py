@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -22,7 +23,12 @@ from crossroad.crypto.certs import cert_der
 from crossroad.errors import Code
 from crossroad.evidence.verifier import verify_container
 from crossroad.globalconf.model import ApprovedTSAInfo
-from crossroad.messagelog.integration import attach, signed_documents
+from crossroad.messagelog.integration import (
+    EvidenceCheck,
+    attach,
+    check_evidence,
+    signed_documents,
+)
 from crossroad.messagelog.manager import MessageLog
 from crossroad.messagelog.settings import LogSettings
 from crossroad.proxy.context import LoggedMessage
@@ -39,6 +45,8 @@ from proxy.world import (
     running_world,
     soap_request,
 )
+
+from .conftest import write_globalconf
 
 pytestmark = pytest.mark.integration
 
@@ -204,3 +212,26 @@ def test_timestamping_failure_refuses_exchanges(logged: Logged) -> None:
         mlog.store.set_succeeded(1, None)
         mlog.settings = mlog.settings.replace(acceptable_timestamp_failure_period=14_400)
     assert rest(world, "GET").status_code == 200
+
+
+def test_check_evidence_as_an_auditor(logged: Logged, tmp_path: Path) -> None:
+    world = logged.world
+    answer = rest(world, json={"name": "Rex"})
+    assert answer.status_code in (200, 201)
+    query_id = answer.headers["x-road-id"]
+    write_globalconf(tmp_path / "globalconf", world.consumer.ctx.globalconf)
+    service = signed_documents(world.consumer.ctx, logged.consumer, tmp_path / "globalconf")
+
+    async def main() -> tuple[EvidenceCheck, EvidenceCheck]:
+        async with TestServer(service.app()) as server, aiohttp.ClientSession() as session:
+            url = str(server.make_url("/"))
+            found = await check_evidence(session, url, query_id, CLIENT)  # force stamps
+            missing = await check_evidence(session, url, "no-such-query", CLIENT)
+        await logged.consumer.close()
+        return found, missing
+
+    found, missing = asyncio.run(main())
+    assert found.valid, found.detail
+    assert [n.split("-")[-2] for n, _ in found.containers] == ["request", "response"]
+    assert not missing.valid
+    assert "404" in missing.detail

@@ -10,7 +10,9 @@
 * the client proxy answers ``GET /asic`` and ``GET /verificationconf`` with
   :func:`signed_documents`, which checks the caller with the client proxy's own
   :func:`~crossroad.proxy.client.check_client` (IS connection type, registered IS certificates);
-* the supervisor, and only it, runs :func:`run_jobs`: time-stamping, archiving, cleaning.
+* the supervisor, and only it, runs :func:`run_jobs`: time-stamping, archiving, cleaning;
+* :func:`check_evidence` downloads a query's containers and the verification configuration
+  from a client proxy and verifies them offline (what an auditor does; the demo's check).
 
 ``message-log.toml`` in the state directory configures it (:mod:`.settings`); setting
 ``CROSSROAD_MESSAGE_LOG=off`` in the environment switches the message log off (benchmarks).
@@ -21,13 +23,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
-from crossroad.errors import XRoadError
+from crossroad.errors import Code, XRoadError
+from crossroad.evidence.report import Report
 from crossroad.globalconf.snapshot import GlobalConfSnapshot
 from crossroad.identifiers import ClientId
 from crossroad.messagelog.asic_service import SignedDocuments
@@ -105,3 +111,73 @@ async def run_jobs(state_dir: Path, stop: asyncio.Event) -> None:
     finally:
         await mlog.close()
         await asyncio.to_thread(mlog.shutdown)
+
+
+# --------------------------------------------------------------------------- evidence check
+
+
+@dataclass(frozen=True)
+class EvidenceCheck:
+    """What :func:`check_evidence` found on one security server."""
+
+    valid: bool
+    detail: str
+    containers: tuple[tuple[str, Report], ...] = ()
+
+
+async def check_evidence(
+    session: aiohttp.ClientSession,
+    client_proxy_url: str,
+    query_id: str,
+    client: ClientId,
+    *,
+    force: bool = True,
+    ssl: Any = None,
+) -> EvidenceCheck:
+    """Download the containers of ``query_id`` from a client proxy (``/asic``, stamping what
+    waits with ``force``) and its verification configuration (``/verificationconf``), and
+    verify every container offline, as an auditor would (the demo's ``"evidence"`` check)."""
+    base = client_proxy_url.rstrip("/")
+    params = {
+        "queryId": query_id,
+        "xRoadInstance": client.instance,
+        "memberClass": client.member_class,
+        "memberCode": client.member_code,
+    }
+    if client.subsystem_code is not None:
+        params["subsystemCode"] = client.subsystem_code
+    if force:
+        params["force"] = ""
+    async with session.get(f"{base}/verificationconf", ssl=ssl) as resp:
+        conf = await resp.read()
+        if resp.status != 200:
+            return EvidenceCheck(False, f"/verificationconf: {resp.status} {conf[:200]!r}")
+    async with session.get(f"{base}/asic", params=params, ssl=ssl) as resp:
+        body = await resp.read()
+        if resp.status != 200:
+            return EvidenceCheck(False, f"/asic: {resp.status} {body[:200]!r}")
+    return await asyncio.to_thread(_verify_download, conf, body, client.instance)
+
+
+def _verify_download(conf: bytes, body: bytes, instance: str) -> EvidenceCheck:
+    from crossroad.crypto.asic import read_zip
+    from crossroad.evidence.verifier import verify_container
+    from crossroad.globalconf.directory import load_directory
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="verificationconf-") as tmp:
+            for name, data in read_zip(conf, 64 * 2**20, 10_000, Code.INVALID_MESSAGE):
+                if name.endswith("/"):
+                    continue
+                target = Path(tmp) / name  # read_zip refused absolute and ".." names
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            trust = load_directory(Path(tmp) / "verificationconf").trust_policy(instance)
+        containers = read_zip(body, 1024 * 2**20, 10_000, Code.INVALID_MESSAGE)
+    except XRoadError as err:
+        return EvidenceCheck(False, f"{err.code}: {err.detail}")
+    if not containers:
+        return EvidenceCheck(False, "no containers")
+    reports = tuple((n, verify_container(data, trust, name=n)) for n, data in containers)
+    bad = [f"{n}: {r.code}: {r.detail}" for n, r in reports if not r.valid]
+    return EvidenceCheck(not bad, "; ".join(bad) or f"{len(reports)} containers valid", reports)

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import queue
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, Callable, Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -234,6 +234,25 @@ class MessageLog:
                 hash_chain=logged.hash_chain,
             )
             self.log(record, getattr(logged, "attachments", ()) or ())
+
+        return hook
+
+    def async_logger(self) -> Callable[[Any], Coroutine[Any, Any, int]]:
+        """Like :meth:`logger`, for an awaited hook: the transaction runs off the event loop
+        and ``attachments`` may be async iterables (spooled bodies, streamed in)."""
+
+        async def hook(logged: Any) -> int:
+            record = self.record(
+                logged.side,
+                logged.direction == "response",
+                logged.message,
+                logged.signature,
+                rest=logged.rest,
+                x_request_id=logged.request_id,
+                hash_chain_result=logged.hash_chain_result,
+                hash_chain=logged.hash_chain,
+            )
+            return await self.log_async(record, getattr(logged, "attachments", ()) or ())
 
         return hook
 
