@@ -164,7 +164,7 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
         n = 500 if args.quick else 3000
         print(f"database: {url.split('@')[-1]}")
         print(
-            "\n| logging (concurrency 8) | records/s | CPU ms/record | CPU ms/exchange (4 records) |"
+            "\n| logging (concurrency 8) | records/s | CPU ms/record | CPU ms/exch. (4 records) |"
         )
         print("|---|---:|---:|---:|")
         for kind, label in (("soap", "SOAP 1 KB"), ("rest", "REST 1 KB + 1 KiB body")):
