@@ -297,8 +297,8 @@ def test_flipped_bytes_are_detected(
     for position in rng.sample(range(len(archive)), 60):
         flipped = bytearray(archive)
         flipped[position] ^= 0xFF
-        report = verify_archive(bytes(flipped), "")
-        if report.valid:
+        checked = verify_archive(bytes(flipped), "")
+        if checked.valid:
             assert same_entries(bytes(flipped), archive), position
         else:
-            assert report.code == "invalid_log_archive"
+            assert checked.code == "invalid_log_archive"
