@@ -1,11 +1,13 @@
 """A complete two-server X-Road world on 127.0.0.1, in one background event loop.
 
 * the real trust services (CA, OCSP responder, TSA) for instance ``EE``;
-* per security server a real signer (software token, keys made and certified through the
-  CA over HTTP, OCSP fetched by the signer) served on a unix socket and reached with
-  :class:`~crossroad.signer.client.SignerClient`, a server configuration in SQLite, a
-  :class:`~crossroad.proxy.context.ProxyContext` and the listeners of
-  :func:`~crossroad.proxy.app.start_proxies`;
+* per security server a real signer (keys made and certified through the CA over HTTP, OCSP
+  fetched by the signer) served on a unix socket and reached with
+  :class:`~crossroad.signer.client.SignerClient`, a server configuration, an internal TLS
+  certificate, a :class:`~crossroad.proxy.context.ProxyContext` and the listeners of
+  :func:`~crossroad.proxy.app.start_proxies`.  Keys are on the software token, or on PKCS#11
+  tokens (SoftHSM2: :class:`Pkcs11Tokens`); the server configurations are in SQLite files, or
+  in the databases a ``database_url`` function names (PostgreSQL);
 * one global configuration registering both servers (the consumer ``ss1`` on 127.0.0.1 and
   the provider ``ss2`` on 127.0.0.2: the same SS-facing port on two loopback addresses, as
   peers dial ``https://<address>:5500``);
@@ -22,7 +24,7 @@ import contextlib
 import datetime as dt
 import socket
 import threading
-from collections.abc import Awaitable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -125,6 +127,15 @@ def key_pem(key: rsa.RSAPrivateKey) -> bytes:
     )
 
 
+@dataclass(frozen=True)
+class Pkcs11Tokens:
+    """Where the two signers keep their keys instead of the software token: a PKCS#11 module
+    and the labels of two initialized tokens (user PIN :data:`PIN`), ss1's then ss2's."""
+
+    module: str
+    labels: tuple[str, str]
+
+
 @dataclass
 class Node:
     """One security server of the world."""
@@ -139,6 +150,7 @@ class Node:
     sign_certs: dict[ClientId, x509.Certificate] = field(default_factory=dict)
     client_port: int = 0
     client_tls_port: int = 0
+    token_id: str = "0"  # the signer token holding its signing keys
 
     @property
     def url(self) -> str:
@@ -167,6 +179,9 @@ class World:
     is_key: rsa.RSAPrivateKey
     soap_calls: list[bytes] = field(default_factory=list)
     soap_canned: list[tuple[str, bytes]] = field(default_factory=list)
+    provider_internal_cert: x509.Certificate | None = None  # ss2's internal TLS certificate
+    token: str = "software"  # or "pkcs11"
+    database: str = "sqlite"  # or "postgresql"
 
     def run(self, coro: Coroutine[Any, Any, T] | Awaitable[T], timeout: float = 120) -> T:
         future = asyncio.run_coroutine_threadsafe(_wrap(coro), self.loop)
@@ -238,18 +253,25 @@ async def make_signer(
     services: TrustServices,
     server: SecurityServerId,
     members: tuple[ClientId, ...],
+    hsm: tuple[str, str] | None = None,
 ) -> tuple[Signer, x509.Certificate, dict[ClientId, x509.Certificate]]:
+    """A started signer with an authentication key and a signing key per member, certified.
+    The signing keys are on the software token, or on the PKCS#11 token ``hsm`` = (module
+    path, token label); the authentication key is always on the software token (as in NIIS:
+    the proxies' TLS needs it, see docs/decisions/0002-tls-keys.md)."""
     state = root / f"signer-{server.server_code}"
-    init_state(state, PIN)
+    init_state(state, PIN, pkcs11_modules=[("hsm", hsm[0])] if hsm else ())
     policy = trust_policy(services)
     signer = Signer(
         state, trust=lambda: policy, settings=SignerSettings(ocsp_interval=3600, ocsp_retry=0.05)
     )
     await signer.start()
     await signer.login("0", PIN)
-    token = signer.token("0").id
+    token = signer.token(hsm[1] if hsm else "0").id
+    if hsm:
+        await signer.login(token, PIN)
     async with aiohttp.ClientSession() as session:
-        auth_key = await signer.generate_key(token, "rsa2048", usage="auth")
+        auth_key = await signer.generate_key("0", "rsa2048", usage="auth")
         auth = await certify(signer, services, session, auth_key.id, "auth", server)
         signs = {}
         for member in members:
@@ -317,8 +339,8 @@ def globalconf_of(
     )
 
 
-def consumer_conf(root: Path, is_cert: x509.Certificate) -> ServerConfStore:
-    store = ServerConfStore(create_engine(f"sqlite:///{root / 'ss1.db'}"))
+def consumer_conf(root: Path, is_cert: x509.Certificate, url: str | None = None) -> ServerConfStore:
+    store = ServerConfStore(create_engine(url or f"sqlite:///{root / 'ss1.db'}"))
     store.initialize(CONSUMER, "ss1")
     store.set_client_status(CONSUMER, ClientStatus.REGISTERED)
     store.set_connection_type(CONSUMER, ConnectionType.NOSSL)
@@ -336,8 +358,10 @@ def consumer_conf(root: Path, is_cert: x509.Certificate) -> ServerConfStore:
     return store
 
 
-def provider_conf(root: Path, soap_url: str, wsdl: bytes, rest_base: str) -> ServerConfStore:
-    store = ServerConfStore(create_engine(f"sqlite:///{root / 'ss2.db'}"))
+def provider_conf(
+    root: Path, soap_url: str, wsdl: bytes, rest_base: str, url: str | None = None
+) -> ServerConfStore:
+    store = ServerConfStore(create_engine(url or f"sqlite:///{root / 'ss2.db'}"))
     store.initialize(PRODUCER, "ss2")
     store.set_client_status(PRODUCER, ClientStatus.REGISTERED)
     store.add_client(
@@ -382,11 +406,18 @@ async def _serve(app: web.Application, host: str = "127.0.0.1") -> tuple[web.App
     return runner, port
 
 
-async def build(root: Path, stack: contextlib.AsyncExitStack, getstate: bytes | None) -> World:
+async def build(
+    root: Path,
+    stack: contextlib.AsyncExitStack,
+    getstate: bytes | None,
+    hsm: Pkcs11Tokens | None = None,
+    database_url: Callable[[str], str] | None = None,
+) -> World:
     loop = asyncio.get_running_loop()
     services = await stack.enter_async_context(start_trust_services(root / "trust", instance=EE))
-    signer1, auth1, signs1 = await make_signer(root, services, SS1, (CONSUMER, OTHER))
-    signer2, auth2, signs2 = await make_signer(root, services, SS2, (PRODUCER,))
+    hsm1, hsm2 = ((hsm.module, label) for label in hsm.labels) if hsm else (None, None)
+    signer1, auth1, signs1 = await make_signer(root, services, SS1, (CONSUMER, OTHER), hsm1)
+    signer2, auth2, signs2 = await make_signer(root, services, SS2, (PRODUCER,), hsm2)
     for signer in (signer1, signer2):
         stack.push_async_callback(signer.close)
 
@@ -404,17 +435,23 @@ async def build(root: Path, stack: contextlib.AsyncExitStack, getstate: bytes | 
     wsdl_box[0] = wsdl
 
     internal_cert, internal_key = self_signed("ss1-internal")
+    internal2_cert, internal2_key = self_signed("ss2-internal")
     is_cert, is_key = self_signed("information-system")
-    store1 = consumer_conf(root, is_cert)
-    store2 = provider_conf(root, soap_url, wsdl, rest_base)
+    url1, url2 = (database_url(n) if database_url else None for n in ("ss1", "ss2"))
+    store1 = consumer_conf(root, is_cert, url1)
+    store2 = provider_conf(root, soap_url, wsdl, rest_base, url2)
+    for store in (store1, store2):
+        stack.callback(store.engine.dispose)
     globalconf = globalconf_of(shared_parameters(services, auth1, auth2))
 
     server_port, ocsp_port = free_port(), free_port()
     settings = ProxySettings(server_port=server_port, ocsp_port=ocsp_port, spool_memory=64 * 1024)
     nodes = []
+    internal1 = ((internal_cert,), key_pem(internal_key))
+    internal2 = ((internal2_cert,), key_pem(internal2_key))
     for server, address, signer, auth, signs, store, internal in (
-        (SS1, ADDRESS1, signer1, auth1, signs1, store1, ((internal_cert,), key_pem(internal_key))),
-        (SS2, ADDRESS2, signer2, auth2, signs2, store2, None),
+        (SS1, ADDRESS1, signer1, auth1, signs1, store1, internal1),
+        (SS2, ADDRESS2, signer2, auth2, signs2, store2, internal2),
     ):
         socket_path = root / f"{server.server_code}.sock"
         await stack.enter_async_context(serve(signer, socket_path))
@@ -433,7 +470,7 @@ async def build(root: Path, stack: contextlib.AsyncExitStack, getstate: bytes | 
                 ctx,
                 client_host="127.0.0.1",
                 client_port=0,
-                client_tls_port=0 if internal is not None else None,
+                client_tls_port=0 if server == SS1 else None,  # the consumer's IS-facing HTTPS
                 server_host=address,
                 server_port=server_port,
                 ocsp_port=ocsp_port,
@@ -442,6 +479,7 @@ async def build(root: Path, stack: contextlib.AsyncExitStack, getstate: bytes | 
         node = Node(server, address, signer, client, store, ctx, auth, signs)
         node.client_port = running.client_port or 0
         node.client_tls_port = running.client_tls_port or 0
+        node.token_id = next(k.token_id for k in signer.conf.keys if k.usage == "sign")
         nodes.append(node)
     return World(
         loop,
@@ -460,12 +498,25 @@ async def build(root: Path, stack: contextlib.AsyncExitStack, getstate: bytes | 
         is_key,
         calls,
         canned,
+        internal2_cert,
+        "pkcs11" if hsm else "software",
+        "postgresql" if url1 and url1.startswith("postgresql") else "sqlite",
     )
 
 
 @contextlib.contextmanager
-def running_world(root: Path, getstate: bytes | None = None) -> Iterator[World]:
-    """Build the world in a thread of its own; tear it down at the end."""
+def running_world(
+    root: Path,
+    getstate: bytes | None = None,
+    *,
+    hsm: Pkcs11Tokens | None = None,
+    database_url: Callable[[str], str] | None = None,
+) -> Iterator[World]:
+    """Build the world in a thread of its own; tear it down at the end.
+
+    ``hsm``: both signers keep their keys on these PKCS#11 tokens (the module must see them
+    when first loaded in this process); ``database_url``: the URL of the server configuration
+    database of ``"ss1"`` and ``"ss2"`` (default: SQLite files under ``root``)."""
     ready = threading.Event()
     box: dict[str, Any] = {}
 
@@ -474,7 +525,7 @@ def running_world(root: Path, getstate: bytes | None = None) -> Iterator[World]:
         box["stop"] = stop
         try:
             async with contextlib.AsyncExitStack() as stack:
-                box["world"] = await build(root, stack, getstate)
+                box["world"] = await build(root, stack, getstate, hsm, database_url)
                 ready.set()
                 await stop.wait()
         except BaseException as exc:
