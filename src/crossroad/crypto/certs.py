@@ -100,6 +100,17 @@ def _load_pem_blocks(text: bytes) -> list[x509.Certificate]:
 def load_certificates(data: bytes | str) -> list[x509.Certificate]:
     """All certificates in ``data``: a PEM bundle, DER (also PKCS#7), bare base64, base64-of-PEM."""
     raw = data.encode("ascii", "replace") if isinstance(data, str) else bytes(data)
+    return list(_load_all(raw))
+
+
+@functools.lru_cache(maxsize=512)
+def _load_all(raw: bytes) -> tuple[x509.Certificate, ...]:
+    # The same bytes always give the same certificates (or the same error, not cached): a
+    # peer's TLS chain and the certificates of configuration are read again and again.
+    return tuple(_load_any(raw))
+
+
+def _load_any(raw: bytes) -> list[x509.Certificate]:
     try:
         if raw[:1] == b"\x30":
             # Binary DER: never strip, its last bytes may well look like whitespace.
@@ -124,8 +135,24 @@ def load_certificate(data: bytes | str) -> x509.Certificate:
     return load_certificates(data)[0]
 
 
+# Certificates are immutable values, and a proxy meets the same few in every message (signing
+# and authentication certificates, CA and OCSP responder certificates): what is computed from
+# a certificate's bytes alone is computed once.  The caches are bounded and keyed by the
+# certificates themselves (cryptography hashes and compares them by their full DER), or by
+# object identity with the object held, so an entry only ever answers for the same bytes.
+_CACHE_SIZE = 4096
+_DER_BY_ID: dict[int, tuple[x509.Certificate, bytes]] = {}
+
+
 def cert_der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(Encoding.DER)
+    entry = _DER_BY_ID.get(id(cert))
+    if entry is not None and entry[0] is cert:
+        return entry[1]
+    der = cert.public_bytes(Encoding.DER)
+    if len(_DER_BY_ID) >= _CACHE_SIZE:
+        _DER_BY_ID.clear()
+    _DER_BY_ID[id(cert)] = (cert, der)  # held, so its id cannot pass to another object
+    return der
 
 
 def cert_hash(cert: x509.Certificate, digest: DigestAlgorithm = SHA1) -> bytes:
@@ -319,8 +346,10 @@ def verify_signature(cert: x509.Certificate, public_key: CertificatePublicKeyTyp
     return True
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def verify_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Whether ``issuer``'s key verifies ``cert``'s signature."""
+    """Whether ``issuer``'s key verifies ``cert``'s signature (a pure function of the two
+    certificates' bytes, memoised: paths and OCSP responders repeat in every message)."""
     try:
         key = issuer.public_key()
     except (ValueError, UnsupportedAlgorithm):
@@ -559,6 +588,11 @@ def names_equal(a: x509.Name | bytes, b: x509.Name | bytes, *, any_order: bool =
     da, db = _name_der(a), _name_der(b)
     if da == db:
         return True
+    return _names_equal_der(da, db, any_order)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _names_equal_der(da: bytes, db: bytes, any_order: bool) -> bool:
     try:
         ra, rb = _name_rdns(da), _name_rdns(db)
     except ValueError:

@@ -19,6 +19,7 @@ or UNKNOWN response, ``incorrect_validation_info`` for a stale or badly signed o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -145,6 +146,21 @@ def _approved_self(cert: x509.Certificate, trust: TrustPolicy) -> ApprovedCA | N
     return None
 
 
+class _SamePolicy:
+    """A cache key that matches only the very same trust policy object (held while cached)."""
+
+    __slots__ = ("policy",)
+
+    def __init__(self, policy: TrustPolicy) -> None:
+        self.policy = policy
+
+    def __hash__(self) -> int:
+        return id(self.policy)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _SamePolicy) and other.policy is self.policy
+
+
 def build_path(
     leaf: x509.Certificate, extra_certs: Iterable[x509.Certificate], trust: TrustPolicy
 ) -> CertPath:
@@ -153,7 +169,20 @@ def build_path(
     Issuers are matched by name (Java semantics) and must verify the signature; approved CA
     certificates are preferred over extra certificates.  No path gives
     ``cannot_create_cert_path.internal_error``.
+
+    The path is a pure function of the certificates' bytes and the trust policy: it is
+    memoised per certificates and per trust policy *object* (a configuration snapshot builds
+    its policies once; a new snapshot is a new object, so nothing outlives its policy).
+    Time is not involved here; :func:`validate_path` checks the path at its time.
     """
+    return _build_path(leaf, tuple(extra_certs), _SamePolicy(trust))
+
+
+@functools.lru_cache(maxsize=1024)
+def _build_path(
+    leaf: x509.Certificate, extra_certs: tuple[x509.Certificate, ...], same: _SamePolicy
+) -> CertPath:
+    trust = same.policy
     own = _approved_self(leaf, trust)
     if own is not None:
         return CertPath((leaf, *_up_to_top(leaf, own)), own, 0)

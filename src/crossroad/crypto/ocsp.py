@@ -21,6 +21,7 @@ NIIS, the responder certificate's own validity period is not checked.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -63,6 +64,7 @@ _RESPONSE_STATUS_NAMES = {
     ocsp.OCSPResponseStatus.UNAUTHORIZED: "unauthorized",
 }
 _OCSP_SIGNING = ExtendedKeyUsageOID.OCSP_SIGNING.dotted_string
+_CACHE_SIZE = 1024
 
 
 def _invalid(detail: str) -> XRoadError:
@@ -92,6 +94,7 @@ class CertId:
     serial_number: int
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def cert_id(cert: x509.Certificate, issuer: x509.Certificate) -> CertId:
     """The SHA-1 CertID X-Road uses for ``cert`` issued by ``issuer``."""
     return CertId(
@@ -144,7 +147,14 @@ def response_status(der: bytes) -> str:
 def parse_response(der: bytes) -> OcspResponse:
     """Parse a DER OCSPResponse; garbage or a non-SUCCESSFUL status raise
     ``incorrect_validation_info``."""
-    der = bytes(der)
+    return _parse_response(bytes(der))
+
+
+# A response travels in every message its certificate signs or authenticates until it is
+# refreshed: parsing (and checking its signature, below) is a pure function of its bytes and
+# is done once per response.  Failures are not cached; they are raised again every time.
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _parse_response(der: bytes) -> OcspResponse:
     try:
         resp = ocsp.load_der_ocsp_response(der)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -251,6 +261,12 @@ def _pss_params(der: bytes) -> tuple[padding.PSS, hashes.HashAlgorithm] | None:
 
 
 def _signature_valid(resp: OcspResponse, signer: x509.Certificate) -> bool:
+    return _response_signed_by(resp.der, signer)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _response_signed_by(der: bytes, signer: x509.Certificate) -> bool:
+    resp = _parse_response(der)
     try:
         key = signer.public_key()
         h = resp.signature_hash

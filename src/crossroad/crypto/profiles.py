@@ -11,6 +11,7 @@ providers raise ``incorrect_certificate``, the 7.x rewrites (BasicACME, SkKlass3
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from cryptography import x509
@@ -203,11 +204,14 @@ def profile_key(profile_class: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def member_id_from_sign_cert(cert: x509.Certificate, profile_class: str, instance: str) -> ClientId:
     """The member a signing certificate belongs to under ``profile_class``.
 
     ``instance`` is the X-Road instance of the claimed signer; profiles whose subjects do
     not carry the instance (Basic, BasicACME, SkKlass3, SkEsteId, Test) take it from here.
+    Memoised: a pure function of the certificate's bytes and the two strings, asked for
+    every message a member signs (failures are not cached).
     """
     return _SIGN_DECODERS[profile_key(profile_class)](cert, instance)
 

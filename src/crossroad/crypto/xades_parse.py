@@ -14,6 +14,7 @@ fixed or generated Ids, inclusive or exclusive C14N.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -204,14 +205,21 @@ def _signed_info(
 def _load_cert(text: str | None, what: str) -> x509.Certificate:
     der = b64decode(text, MALFORMED, what)
     try:
-        cert = x509.load_der_x509_certificate(der)
-        # cryptography decodes these lazily; Java rejects such a certificate when reading it.
-        # Its decoding errors are of several unrelated types (ValueError, UnsupportedAlgorithm,
-        # DuplicateExtension, ...): all mean the same here.
-        cert.public_key()
-        _ = cert.extensions, cert.subject, cert.issuer, cert.signature_algorithm_oid
+        return _cert_from_der(der)
     except Exception as exc:
         raise _malformed(f"Cannot read {what}: {exc}") from exc
+
+
+# Every message of a member carries the same signing certificate: the same bytes are read once
+# (a failure is not cached and is raised again every time).
+@functools.lru_cache(maxsize=1024)
+def _cert_from_der(der: bytes) -> x509.Certificate:
+    cert = x509.load_der_x509_certificate(der)
+    # cryptography decodes these lazily; Java rejects such a certificate when reading it.
+    # Its decoding errors are of several unrelated types (ValueError, UnsupportedAlgorithm,
+    # DuplicateExtension, ...): all mean the same here.
+    cert.public_key()
+    _ = cert.extensions, cert.subject, cert.issuer, cert.signature_algorithm_oid
     return cert
 
 
