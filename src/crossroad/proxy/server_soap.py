@@ -32,7 +32,7 @@ from crossroad.proxy.server import (
     transport_boundary,
     verify_signature,
 )
-from crossroad.proxy.upstream import Spool, network_failure
+from crossroad.proxy.upstream import Spool, network_failure, service_tls
 from crossroad.serverconf.access import check_service_access
 from crossroad.serverconf.model import ServiceEntry
 from crossroad.wire.faults import SoapFault, soap_fault
@@ -184,6 +184,7 @@ async def call_service(
             headers=headers,
             body=body,  # type: ignore[arg-type]
             timeout=float(entry.service.timeout),
+            service=service_tls(ctx, entry),
         )
     except XRoadError as err:
         raise service_failed(err) from err

@@ -11,7 +11,11 @@ Owns the aiohttp client pools and what moves through them (protocols.md §4.1, �
   ``proxy.client-timeout``), streaming the request chunked; returns the response with the
   peer's certificate chain for the caller's authentication check;
 * :meth:`Upstream.call_service` — a provider information system's service URL, with the
-  service's timeout, no redirects followed, bodies neither compressed nor decompressed.
+  service's timeout, no redirects followed, bodies neither compressed nor decompressed; over
+  HTTPS as :class:`ServiceTls` says (§4.10 step 5, §10.6): the internal TLS certificate is the
+  client certificate, host names are never verified, and only with the service's "verify TLS
+  certificate" option the server's certificate must be one of the provider client's
+  registered IS certificates (NIIS compares the leaf, checked before a request byte is sent).
 
 Socket failures become coded errors here: ``unknown_host``, ``network_error`` (refused,
 reset, timed out) and ``ssl_authentication_failed`` (a TLS handshake that failed).
@@ -27,17 +31,22 @@ import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
 from cryptography import x509
 from multidict import CIMultiDict
 from yarl import URL
 
+from crossroad.crypto.certs import cert_der
 from crossroad.errors import Code, XRoadError
 from crossroad.proxy import tls
 
-__all__ = ["PeerResponse", "Spool", "Upstream", "network_failure"]
+if TYPE_CHECKING:
+    from crossroad.proxy.context import ProxyContext
+    from crossroad.serverconf.model import ServiceEntry
+
+__all__ = ["PeerResponse", "ServiceTls", "Spool", "Upstream", "network_failure", "service_tls"]
 
 
 class Spool:
@@ -175,6 +184,53 @@ class _PeerConnector(aiohttp.TCPConnector):
         return connection
 
 
+@dataclass(frozen=True)
+class ServiceTls:
+    """How a call to a provider information system authenticates over HTTPS (§10.6)."""
+
+    #: The internal TLS certificate chain and key (PEM) presented as the client certificate.
+    internal: tuple[tuple[x509.Certificate, ...], bytes] | None
+    #: DER of the certificates the service may present (the provider client's IS
+    #: certificates) when the service has "verify TLS certificate" on; None: not checked.
+    verify: frozenset[bytes] | None = None
+    provider: str = ""
+
+    def check(self) -> PeerCheck | None:
+        """The connection check of :class:`_PeerConnector`, or None when nothing is checked."""
+        pinned = self.verify
+        if pinned is None:
+            return None
+        provider = self.provider
+
+        async def check(chain: tuple[x509.Certificate, ...], host: str) -> None:
+            # As NIIS's service socket factory: the leaf must be a registered IS certificate.
+            if not chain:
+                raise XRoadError(
+                    Code.SSL_AUTHENTICATION_FAILED, f"The service at {host} sent no certificate"
+                )
+            if not pinned:
+                raise XRoadError(
+                    Code.SSL_AUTHENTICATION_FAILED, f"Client '{provider}' has no IS certificates"
+                )
+            if cert_der(chain[0]) not in pinned:
+                raise XRoadError(
+                    Code.SSL_AUTHENTICATION_FAILED,
+                    f"The TLS certificate of the service at {host} is not an IS certificate"
+                    f" of client '{provider}'",
+                )
+
+        return check
+
+
+def service_tls(ctx: ProxyContext, entry: ServiceEntry) -> ServiceTls:
+    """The :class:`ServiceTls` of a call to ``entry``'s service from the proxy of ``ctx``: its
+    internal TLS key, and the provider client's IS certificates when the service's
+    ``ssl_authentication`` is on."""
+    provider = entry.provider
+    verify = ctx.serverconf.is_certs(provider) if entry.service.ssl_authentication else None
+    return ServiceTls(ctx.internal_tls, verify, str(provider))
+
+
 class Upstream:
     """The client pools of one proxy process."""
 
@@ -184,6 +240,9 @@ class Upstream:
         self._peer: tuple[ssl.SSLContext | None, aiohttp.ClientSession] | None = None
         self._services: dict[int, aiohttp.ClientSession] = {}
         self._retired: list[aiohttp.ClientSession] = []
+        # Contexts presenting an internal TLS key, by the identity of the (chain, key) pair;
+        # kept for the process's life, so a context's id keys its pool in ``_services``.
+        self._is_contexts: dict[int, tuple[object, ssl.SSLContext]] = {}
 
     def _session(self, ssl_ctx: ssl.SSLContext | bool) -> aiohttp.ClientSession:
         connector = _PeerConnector(
@@ -270,6 +329,15 @@ class Upstream:
         assert failure is not None
         raise failure
 
+    def is_context(self, internal: tuple[tuple[x509.Certificate, ...], bytes]) -> ssl.SSLContext:
+        """The client context presenting ``internal`` (chain, key PEM) to information systems:
+        TLS 1.2, NIIS's IS ciphers, no hostname or chain verification (see ServiceTls)."""
+        known = self._is_contexts.get(id(internal))
+        if known is None or known[0] is not internal:
+            known = (internal, tls.is_client_context(internal[0], internal[1]))
+            self._is_contexts[id(internal)] = known
+        return known[1]
+
     async def call_service(
         self,
         method: str,
@@ -279,8 +347,13 @@ class Upstream:
         body: AsyncIterable[bytes] | bytes | None,
         timeout: float,
         ssl_ctx: ssl.SSLContext | None = None,
+        service: ServiceTls | None = None,
     ) -> aiohttp.ClientResponse:
-        """Send a request to a provider information system; the open response."""
+        """Send a request to a provider information system; the open response.
+
+        An https URL is called as ``service`` says (else with ``ssl_ctx``, else presenting no
+        certificate and checking none); a rejected certificate is ``ssl_authentication_failed``
+        and the request is not sent."""
         if not url:
             raise XRoadError(Code.SERVICE_MISSING_URL, "Service address not specified")
         try:
@@ -291,8 +364,15 @@ class Upstream:
             ) from exc
         if target.scheme not in ("http", "https") or not target.host:
             raise XRoadError(Code.SERVICE_MALFORMED_URL, f"Malformed service address '{url}'")
-        session = self.service_session(ssl_ctx if target.scheme == "https" else None)
+        https = target.scheme == "https"
+        check = None
+        if https and service is not None:
+            if service.internal is not None:
+                ssl_ctx = self.is_context(service.internal)
+            check = service.check()
+        session = self.service_session(ssl_ctx if https else None)
         limit = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        check_token = _PEER_CHECK.set(check)
         try:
             return await session.request(
                 method,
@@ -301,10 +381,12 @@ class Upstream:
                 data=body,
                 timeout=limit,
                 allow_redirects=False,
-                ssl=ssl_ctx if target.scheme == "https" and ssl_ctx is not None else False,
+                ssl=ssl_ctx if https and ssl_ctx is not None else False,
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise network_failure(exc, f"{target.host}:{target.port}") from exc
+        finally:
+            _PEER_CHECK.reset(check_token)
 
     async def close(self) -> None:
         sessions = [self._plain, *self._retired, *self._services.values()]
