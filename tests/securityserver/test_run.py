@@ -154,6 +154,14 @@ def test_run_starts_everything_and_stops_cleanly(state: Path, running: Running) 
     # The client proxy answers (no configuration yet: the exchange is refused with a code).
     _status, body = http(f"http://{host}:8080/", "POST", b"<x/>")
     assert b"<faultcode>server.clientproxy.global_conf_outdated</faultcode>" in body, body
+    # The signed-document download of the message log, not the SOAP pipeline.
+    status, body = http(f"http://{host}:8080/asic?queryId=q")
+    assert status == 400, body
+    assert b"xRoadInstance" in body
+    status, body = http(f"http://{host}:8080/verificationconf")
+    assert status == 500, body
+    assert b"<faultcode>" not in body
+    assert (state / "messagelog.db").is_file()
     # The OCSP download service's health check, and the management API (asks for a key).
     assert http(f"http://{host}:5577/", "HEAD")[0] == 200
     assert http(f"http://{host}:4000/api/v1/clients")[0] == 401

@@ -99,13 +99,21 @@ def signed_documents(
     return SignedDocuments(mlog, conf_dir=conf_dir, authenticate=authenticate)
 
 
-async def run_jobs(state_dir: Path, stop: asyncio.Event) -> None:
-    """The supervisor's message-log jobs until ``stop``: time-stamper, archiver, cleaner."""
-    if not enabled():
-        await stop.wait()
-        return
-    conf = DirectoryGlobalConf(state_dir / "globalconf")
-    mlog = await asyncio.to_thread(MessageLog.open, LogSettings.load(state_dir), conf)
+def open_for_jobs(state_dir: Path) -> MessageLog | None:
+    """The supervisor's message log (None when switched off): opening it migrates the
+    database, which the supervisor does once, before any worker opens it."""
+    return open_for_server(state_dir, DirectoryGlobalConf(state_dir / "globalconf"))
+
+
+async def run_jobs(state_dir: Path, stop: asyncio.Event, mlog: MessageLog | None = None) -> None:
+    """The supervisor's message-log jobs until ``stop``: time-stamper, archiver, cleaner
+    (on ``mlog`` from :func:`open_for_jobs`, else opened here); the log is closed after."""
+    if mlog is None:
+        if not enabled():
+            await stop.wait()
+            return
+        mlog = await asyncio.to_thread(open_for_jobs, state_dir)
+        assert mlog is not None
     try:
         await mlog.run_jobs(stop)
     finally:

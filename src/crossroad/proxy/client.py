@@ -2,8 +2,10 @@
 information systems (protocols.md §2, §3, §4.1, §4.9, §7.1, §10.6, §12.3–12.4).
 
 Owns the handler of the IS-facing listeners, which routes ``GET /listClients`` to the
-metaservice, ``/rN/...`` to the REST pipeline (:mod:`.client_rest`) and everything else to
-the SOAP pipeline (:mod:`.client_soap`), and the steps both pipelines share:
+metaservice, ``GET /asic`` and ``GET /verificationconf`` to the signed-document download of the
+message log (``ProxyContext.signed_documents``, §9.4), ``/rN/...`` to the REST pipeline
+(:mod:`.client_rest`) and everything else to the SOAP pipeline (:mod:`.client_soap`), and the
+steps both pipelines share:
 
 * :func:`check_client` — the client is a registered client of this server (``unknown_member``)
   and connected as its IS connection type demands (NOSSL / SSLNOAUTH / SSLAUTH with its
@@ -56,6 +58,8 @@ log = logging.getLogger(__name__)
 
 _REST_PATH = re.compile(r"^/r[^/]*/")
 LIST_CLIENTS_PATH = "/listClients"
+#: The message log's signed-document download (UG-SIGDOC), when the message log is on.
+SIGNED_DOCUMENT_PATHS = ("/asic", "/verificationconf")
 
 
 # --------------------------------------------------------------------------- the client
@@ -262,6 +266,10 @@ async def handle(request: web.Request, ctx: ProxyContext) -> web.StreamResponse:
     path = request.raw_path.partition("?")[0]
     if _REST_PATH.match(path):
         return await client_rest.handle(request, ctx, snap)
+    if path in SIGNED_DOCUMENT_PATHS and request.method == "GET":
+        documents = getattr(ctx, "signed_documents", None)
+        if documents is not None:
+            return await documents(request)  # type: ignore[no-any-return]
     if path == LIST_CLIENTS_PATH and request.method == "GET":
         try:
             return await list_clients_response(request, snap)

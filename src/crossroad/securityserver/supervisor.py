@@ -21,6 +21,9 @@ What runs, and where:
   spreads connections over the workers (:mod:`crossroad.securityserver.worker`).
 * **OCSP download service** and **management API** (this process): light, and they share its
   signer client and configuration store.
+* **message-log jobs** (this process, §9.2–9.5): time-stamping, archiving and cleaning run once
+  per server, not per worker (:func:`crossroad.messagelog.integration.run_jobs`); the message
+  log's database is opened (migrated) here before any worker opens it to log exchanges.
 
 Children start in sessions of their own and die with the supervisor; on SIGTERM or SIGINT the
 supervisor stops the workers, then the signer, closes its own listeners, removes ``run.json``
@@ -170,6 +173,7 @@ class Supervisor:
             self._sockets.append(admin_sock)
         await asyncio.to_thread(self._open_store)
         assert self.server_id is not None
+        await self._start_message_log()
         if not self.conf.is_valid():
             log.info("downloading the global configuration of %s", self.anchor.instance_identifier)
             try:
@@ -221,6 +225,16 @@ class Supervisor:
         self._engine = create_engine(self.settings.resolved_database_url())
         self._store = ServerConfStore(self._engine)
         self.server_id = self._store.require_server_id()
+
+    async def _start_message_log(self) -> None:
+        from crossroad.messagelog.integration import open_for_jobs, run_jobs
+
+        state_dir = self.settings.state_dir
+        mlog = await asyncio.to_thread(open_for_jobs, state_dir)
+        if mlog is None:
+            log.warning("the message log is switched off: exchanges are not logged")
+            return
+        self._tasks.append(asyncio.create_task(run_jobs(state_dir, self.stop_event, mlog)))
 
     def _signer_argv(self) -> list[str]:
         s = self.settings

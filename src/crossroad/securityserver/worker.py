@@ -14,6 +14,11 @@ Until a global configuration is held, every exchange is refused with ``global_co
 reserved at start but listens only once the signer hands out an authentication key: without
 one there is nothing to complete a TLS handshake with.
 
+Each worker opens the message log (§9.1) before it listens: every signed message its proxies
+handle is logged before it is released, and its client proxy answers ``GET /asic`` and
+``GET /verificationconf`` (:mod:`crossroad.messagelog.integration`); time-stamping and archiving
+are the supervisor's.
+
 It prints ``ready`` once its listeners are up, and stops on SIGTERM/SIGINT.
 """
 
@@ -89,6 +94,7 @@ class Worker:
         self.store: Any = None
         self.engine: Any = None
         self.signer: Any = None
+        self.mlog: Any = None
         self.runners: list[web.AppRunner] = []
         self.sockets: list[socket.socket] = []
         self.tasks: list[asyncio.Task[None]] = []
@@ -180,6 +186,7 @@ class Worker:
                 thread_name_prefix="crossroad-verify",
                 initializer=_profile_thread,
             )
+        await self._open_message_log()
         # Bind everything first: a port that is taken fails the start, not a later moment.
         http = shared_socket(s.client_host, s.client_http_port)
         https = shared_socket(s.client_host, s.client_https_port)
@@ -205,6 +212,18 @@ class Worker:
         self.runners.append(server)
         self.tasks.append(asyncio.create_task(self._serve_peers(server, peer)))
         self.tasks.append(asyncio.create_task(self._reload()))
+
+    async def _open_message_log(self) -> None:
+        from crossroad.messagelog.integration import attach, open_for_server, signed_documents
+
+        ctx = self.ctx
+        self.mlog = await asyncio.to_thread(
+            open_for_server, self.settings.state_dir, lambda: ctx.globalconf
+        )
+        if self.mlog is None:
+            return
+        attach(ctx, self.mlog)
+        ctx.signed_documents = signed_documents(ctx, self.mlog, self.settings.globalconf_dir)
 
     async def _serve_peers(self, runner: web.AppRunner, sock: socket.socket) -> None:
         """Listen on the server proxy port once there is an authentication key."""
@@ -237,6 +256,9 @@ class Worker:
             await runner.cleanup()
         for sock in self.sockets:
             sock.close()
+        if self.mlog is not None:  # after the listeners: the last exchanges were logged
+            await self.mlog.close()
+            await asyncio.to_thread(self.mlog.shutdown)
         if self.ctx is not None:
             await self.ctx.close()
         if self.signer is not None:
