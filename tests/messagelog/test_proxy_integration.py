@@ -27,6 +27,7 @@ from crossroad.messagelog.integration import (
     EvidenceCheck,
     attach,
     check_evidence,
+    detach,
     signed_documents,
 )
 from crossroad.messagelog.manager import MessageLog
@@ -36,6 +37,7 @@ from crossroad.proxy.context import LoggedMessage
 # The proxy tests' two-server world (tests/proxy is a package beside this one).
 from proxy.world import (
     CLIENT,
+    PRODUCER,
     REST_PROVIDER,
     SSLAUTH,
     World,
@@ -85,7 +87,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
                 yield Logged(world, logs[0][1], logs[1][1])
             finally:
                 for node, mlog, hook in logs:
-                    node.ctx.loggers.remove(hook)
+                    detach(node.ctx, mlog, hook)
                     mlog.shutdown()
 
 
@@ -126,8 +128,10 @@ def stamp(*logs: MessageLog) -> None:
 
 def query(query_id: str, client: Any, *flags: str) -> str:
     parts = [f"queryId={query_id}", f"xRoadInstance={client.instance}",
-             f"memberClass={client.member_class}", f"memberCode={client.member_code}",
-             f"subsystemCode={client.subsystem_code}", *flags]  # fmt: skip
+             f"memberClass={client.member_class}", f"memberCode={client.member_code}"]  # fmt: skip
+    if client.subsystem_code is not None:
+        parts.append(f"subsystemCode={client.subsystem_code}")
+    parts += flags
     return "&".join(parts)
 
 
@@ -235,3 +239,46 @@ def test_check_evidence_as_an_auditor(logged: Logged, tmp_path: Path) -> None:
     assert [n.split("-")[-2] for n, _ in found.containers] == ["request", "response"]
     assert not missing.valid
     assert "404" in missing.detail
+
+
+def test_soap_attachments_are_in_the_containers(logged: Logged) -> None:
+    world = logged.world
+    attachments = [b"binary\x00\x01" * 3000, bytes(range(256)) * 1200]
+    boundary = "mlog-boundary-7"
+    out = bytearray()
+    parts = [("text/xml; charset=UTF-8", soap_request(CLIENT, "echo", query_id="soap-att-1"))]
+    parts += [("application/octet-stream", data) for data in attachments]
+    for i, (content_type, data) in enumerate(parts):
+        out += (
+            f"--{boundary}\r\nContent-Type: {content_type}\r\nContent-ID: <p{i}@x>\r\n\r\n".encode()
+        )
+        out += data + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    answer = httpx.post(
+        world.consumer.url,
+        content=bytes(out),
+        headers={
+            "Content-Type": f'multipart/related; type="text/xml"; start="<p0@x>"; '
+            f"boundary={boundary}"
+        },
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    assert b"Fault" not in answer.content
+    stamp(logged.consumer, logged.provider)
+    trust = world.consumer.ctx.globalconf.trust_policy()
+    containers: list[tuple[str, bytes]] = []
+    for mlog, client in ((logged.consumer, CLIENT), (logged.provider, PRODUCER)):
+        records = mlog.store.find("soap-att-1", client)
+        assert [mlog.store.attachments(r) for r in records] == [attachments, attachments]
+        containers += [(f"{client}-{r.id}", mlog.store.container(r).render()) for r in records]
+    # PRODUCER's IS connects over HTTPS only: its /asic is not reachable over plain HTTP here
+    status, body = download(logged.consumer, world, world.consumer, query("soap-att-1", CLIENT))
+    assert status == 200, body
+    with zipfile.ZipFile(io.BytesIO(body)) as zf:
+        containers += [(name, zf.read(name)) for name in zf.namelist()]
+    assert len(containers) == 6
+    for name, data in containers:
+        report = verify_container(data, trust, name=name)
+        assert report.valid, (name, report.code, report.detail)
+        assert report.notes == ()

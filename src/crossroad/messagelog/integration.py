@@ -4,9 +4,10 @@
 
 * a proxy worker opens the log with :func:`open_for_server` and :func:`attach`\\ es it to its
   :class:`~crossroad.proxy.context.ProxyContext`: every signed message the proxies report to
-  ``ProxyContext.on_logged`` is logged before it is released (a failure aborts the exchange
-  with ``logging_failed``; a time-stamping failure past the acceptable period refuses it with
-  ``timestamping_failed``);
+  ``ProxyContext.on_logged`` is logged, bodies and attachments streamed from the proxy's
+  spool, before it is released (a failure aborts the exchange with ``logging_failed``); a
+  time-stamping failure past the acceptable period refuses new exchanges with
+  ``timestamping_failed`` (``ProxyContext.check_logging``, asked before each exchange);
 * the client proxy answers ``GET /asic`` and ``GET /verificationconf`` with
   :func:`signed_documents`, which checks the caller with the client proxy's own
   :func:`~crossroad.proxy.client.check_client` (IS connection type, registered IS certificates);
@@ -79,11 +80,19 @@ def open_for_server(
     return MessageLog.open(LogSettings.load(state_dir), globalconf)
 
 
-def attach(ctx: Any, mlog: MessageLog) -> Callable[[Any], None]:
-    """Log every message ``ctx`` reports; returns the hook (to remove it again)."""
-    hook = mlog.logger()
+def attach(ctx: Any, mlog: MessageLog) -> Callable[[Any], Any]:
+    """Log every message ``ctx`` reports (awaited before the message is released) and refuse
+    new exchanges when time-stamping has failed too long; returns the hook (see :func:`detach`)."""
+    hook = mlog.async_logger()
     ctx.loggers.append(hook)
+    ctx.log_checks.append(mlog.check_accepting)
     return hook
+
+
+def detach(ctx: Any, mlog: MessageLog, hook: Callable[[Any], Any]) -> None:
+    """Undo :func:`attach`."""
+    ctx.loggers.remove(hook)
+    ctx.log_checks.remove(mlog.check_accepting)
 
 
 def signed_documents(

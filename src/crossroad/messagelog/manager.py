@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 Body = Iterable[bytes] | AsyncIterable[bytes]
 #: A writing thread gives up on an async body that stops delivering (seconds).
 _PUMP_TIMEOUT = 60.0
+_PUMP_POLL = 0.05
 
 
 def _logging_failed(exc: BaseException) -> XRoadError:
@@ -196,6 +197,11 @@ class MessageLog:
                 feeding.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await feeding
+            # Cancelled (the exchange went away): the writing thread must not sit in its
+            # transaction, holding the write lock, until the pump times out.
+            for pump in pumps:
+                if pump is not None:
+                    pump.abort()
         if self.settings.timestamp_immediately:
             try:
                 await self.timestamper.stamp_records([record_id])
@@ -289,10 +295,25 @@ class _Pump:
 
     def __init__(self, size: int = 16) -> None:
         self.queue: queue.Queue[Any] = queue.Queue(size)
+        self.aborted = False
+
+    def abort(self) -> None:
+        """Make the reading thread give up (its transaction rolls back)."""
+        self.aborted = True
 
     def __iter__(self) -> Iterator[bytes]:
+        waited = 0.0
         while True:
-            item = self.queue.get(timeout=_PUMP_TIMEOUT)
+            try:
+                item = self.queue.get(timeout=_PUMP_POLL)
+            except queue.Empty:
+                waited += _PUMP_POLL
+                if self.aborted:
+                    raise XRoadError(Code.LOGGING_FAILED, "The message went away") from None
+                if waited >= _PUMP_TIMEOUT:
+                    raise XRoadError(Code.LOGGING_FAILED, "The message body stopped") from None
+                continue
+            waited = 0.0
             if item is _END:
                 return
             if isinstance(item, BaseException):

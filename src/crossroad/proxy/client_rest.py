@@ -90,6 +90,7 @@ class _Body:
 
 async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> web.StreamResponse:
     snap.globalconf.check_valid(snap.at)
+    ctx.check_logging()
     rest = parse_request(request, snap)
     body = _Body(ctx)
     received: Received | None = None
@@ -101,7 +102,7 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
         head = rest.header_part()
         signed = await sign_request(ctx, rest, head, body)
         assert rest.request_id is not None
-        ctx.on_logged(
+        await ctx.on_logged(
             LoggedMessage(
                 "client",
                 "request",
@@ -112,6 +113,7 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
                 signed.hash_chain_result,
                 signed.hash_chain,
                 (body.digest,) if body.digest is not None else (),
+                body.spool.segments(ctx.settings.chunk_size) if body.size else (),
             )
         )
         ocsp = await ctx.own_ocsp()
@@ -143,7 +145,8 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
         await verify_response(ctx, snap, message, provider)
         check_rest_response(rest, response, body.digest_sha512)
         assert message.signature is not None
-        ctx.on_logged(
+        has_body = message.rest_body is not None and len(received.spool) > 0
+        await ctx.on_logged(
             LoggedMessage(
                 "client",
                 "response",
@@ -154,6 +157,7 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
                 message.hash_chain_result,
                 message.hash_chain,
                 (message.rest_body.digest,) if message.rest_body is not None else (),
+                received.spool.segments(ctx.settings.chunk_size) if has_body else (),
             )
         )
         return await release(request, ctx, received, response)

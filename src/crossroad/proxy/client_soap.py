@@ -91,6 +91,7 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
     snap.globalconf.check_valid(snap.at)
     if request.method != "POST":
         raise ClientFault(Code.INVALID_HTTP_METHOD, "Must use POST request method")
+    ctx.check_logging()
     incoming = await read_request(request, ctx)
     received: Received | None = None
     try:
@@ -100,7 +101,7 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
         addresses = provider_addresses(snap, provider, soap.security_server)
         signed = await sign_request(ctx, incoming)
         request_id = new_request_id()
-        ctx.on_logged(
+        await ctx.on_logged(
             LoggedMessage(
                 "client",
                 "request",
@@ -111,6 +112,7 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
                 signed.hash_chain_result,
                 signed.hash_chain,
                 tuple(incoming.digests),
+                incoming.spool.segments(ctx.settings.chunk_size),
             )
         )
         ocsp = await ctx.own_ocsp()
@@ -146,7 +148,7 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
         await verify_response(ctx, snap, message, provider)
         check_response(soap, response)
         assert message.signature is not None
-        ctx.on_logged(
+        await ctx.on_logged(
             LoggedMessage(
                 "client",
                 "response",
@@ -157,6 +159,7 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
                 message.hash_chain_result,
                 message.hash_chain,
                 tuple(a.digest for a in message.attachments),
+                received.spool.segments(ctx.settings.chunk_size),
             )
         )
         return await release(request, ctx, received, response)

@@ -12,8 +12,13 @@ proxy (5500) works with:
 * the SS↔SS TLS contexts (:mod:`crossroad.proxy.tls`): the listening one is switched in place
   when the key or the configuration changes, the dialling one rebuilt;
 * the thread pool signature verification runs in (never on the event loop: a big hash chain
-  or a slow path would stall every other exchange), the upstream pools, and the message-log
-  hook :meth:`ProxyContext.on_logged` (a no-op until the message log plugs in).
+  or a slow path would stall every other exchange), the upstream pools;
+* the message log's plug-in points (protocols.md §9.1, §9.4; a no-op until
+  :func:`crossroad.messagelog.integration.attach` plugs it in): :meth:`ProxyContext.on_logged`,
+  awaited with every signed message (bodies included, streamed from the spool) before it is
+  released, so a failure aborts the exchange; :meth:`ProxyContext.check_logging`, asked before
+  an exchange starts (``timestamping_failed``); ``signed_documents``, the client proxy's
+  ``GET /asic`` and ``GET /verificationconf``.
 
 Settings follow protocols.md §12.1 where NIIS has a default;
 :attr:`ProxySettings.pooled_connections` deviates on purpose (see its comment).
@@ -24,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import inspect
 import logging
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
@@ -124,7 +130,9 @@ class AuthMaterial:
 
 @dataclass(frozen=True)
 class LoggedMessage:
-    """What the message log will keep of one signed message (issue 5 plugs in here)."""
+    """What the message log keeps of one signed message: the signed bytes, and its
+    attachments or REST body (``attachments``, in order, each readable more than once and
+    streamed: :class:`~crossroad.proxy.upstream.SpoolSegment`)."""
 
     side: Literal["client", "server"]
     direction: Literal["request", "response"]
@@ -135,6 +143,7 @@ class LoggedMessage:
     hash_chain_result: bytes | None = field(default=None, repr=False)
     hash_chain: bytes | None = field(default=None, repr=False)
     attachment_digests: tuple[bytes, ...] = ()
+    attachments: tuple[AsyncIterable[bytes], ...] = field(default=(), repr=False, compare=False)
 
 
 class ProxyContext:
@@ -172,8 +181,13 @@ class ProxyContext:
         self.server_tls: tls.ServerTls | None = None
         self.client_ssl: ssl.SSLContext | None = None
         self._auth_lock = asyncio.Lock()
-        #: Message-log hooks: called with every signed message, after its verification.
-        self.loggers: list[Callable[[LoggedMessage], None]] = []
+        #: Message-log hooks: called (and awaited when they return an awaitable) with every
+        #: signed message, after its verification and before it is released.
+        self.loggers: list[Callable[[LoggedMessage], object]] = []
+        #: Asked before an exchange starts; raise to refuse it (``timestamping_failed``).
+        self.log_checks: list[Callable[[], None]] = []
+        #: ``GET /asic`` and ``GET /verificationconf`` of the client proxy (None: not served).
+        self.signed_documents: Callable[[Any], Awaitable[Any]] | None = None
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -302,11 +316,19 @@ class ProxyContext:
 
     # -- message log -----------------------------------------------------------------------
 
-    def on_logged(self, record: LoggedMessage) -> None:
-        """The message-log hook: every verified request and signed response passes here.
-        Without a logger plugged in it does nothing (the message log is issue 5's)."""
+    async def on_logged(self, record: LoggedMessage) -> None:
+        """Every verified request and signed response passes here before it is released;
+        what a logger raises (``logging_failed``) aborts the exchange.  Without a logger
+        plugged in it does nothing."""
         for logger in self.loggers:
-            logger(record)
+            result = logger(record)
+            if inspect.isawaitable(result):
+                await result
+
+    def check_logging(self) -> None:
+        """Whether the message log accepts a new exchange (raises when it does not)."""
+        for check in self.log_checks:
+            check()
 
     async def close(self) -> None:
         await self.upstream.close()

@@ -65,7 +65,7 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
         meta = is_rest_meta_service(rest.service.service_code, rest.method)
         entry = None if meta else check_access(snap, rest)
         await verify_signature(ctx, snap, message, rest.client)
-        log_request(ctx, incoming)
+        await log_request(ctx, incoming)
         request_hash = rest_request_hash_bytes(message.rest.raw, body_sha512(ctx, incoming))
         if entry is None:
             meta_answer = handle_rest_meta(rest, snap.serverconf, snap.globalconf)
@@ -98,12 +98,13 @@ def check_access(snap: Snapshot, rest: RestRequest) -> ServiceEntry:
     )
 
 
-def log_request(ctx: ProxyContext, incoming: Incoming) -> None:
+async def log_request(ctx: ProxyContext, incoming: Incoming) -> None:
     message = incoming.message
     assert message.rest is not None
     assert message.signature is not None
+    has_body = message.rest_body is not None and len(incoming.spool) > 0
     digests = (message.rest_body.digest,) if message.rest_body is not None else ()
-    ctx.on_logged(
+    await ctx.on_logged(
         LoggedMessage(
             "server",
             "request",
@@ -114,6 +115,7 @@ def log_request(ctx: ProxyContext, incoming: Incoming) -> None:
             message.hash_chain_result,
             message.hash_chain,
             digests,
+            incoming.spool.segments(ctx.settings.chunk_size) if has_body else (),
         )
     )
 
@@ -206,7 +208,7 @@ async def respond(
     if body_digest is not None:
         parts.append(MessagePart(attachment_name(1), digest, digest_value=body_digest))
     signed = await ctx.sign(rest.service.client, parts)
-    ctx.on_logged(
+    await ctx.on_logged(
         LoggedMessage(
             "server",
             "response",
@@ -217,6 +219,7 @@ async def respond(
             signed.hash_chain_result,
             signed.hash_chain,
             (body_digest,) if body_digest is not None else (),
+            body.segments(ctx.settings.chunk_size) if body_digest is not None else (),
         )
     )
     return await stream_response(request, ctx, head, body, signed)

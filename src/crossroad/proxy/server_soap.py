@@ -88,7 +88,7 @@ async def process(request: web.Request, ctx: ProxyContext, snap: Snapshot) -> we
         meta = is_meta_service(soap.service.service_code)
         entry = None if meta else check_access(snap, soap)
         await verify_signature(ctx, snap, incoming.message, soap.client)
-        log_request(ctx, incoming, soap)
+        await log_request(ctx, incoming, soap)
         if entry is None:
             answer = answer_meta(ctx, snap, soap)
         else:
@@ -108,10 +108,10 @@ def check_access(snap: Snapshot, soap: SoapMessage) -> ServiceEntry:
     )
 
 
-def log_request(ctx: ProxyContext, incoming: Incoming, soap: SoapMessage) -> None:
+async def log_request(ctx: ProxyContext, incoming: Incoming, soap: SoapMessage) -> None:
     message = incoming.message
     assert message.signature is not None
-    ctx.on_logged(
+    await ctx.on_logged(
         LoggedMessage(
             "server",
             "request",
@@ -122,6 +122,7 @@ def log_request(ctx: ProxyContext, incoming: Incoming, soap: SoapMessage) -> Non
             message.hash_chain_result,
             message.hash_chain,
             tuple(a.digest for a in message.attachments),
+            incoming.spool.segments(ctx.settings.chunk_size),
         )
     )
 
@@ -280,7 +281,7 @@ async def respond(
         for i, d in enumerate(answer.digests, start=1)
     ]
     signed = await ctx.sign(soap.service.client, parts)
-    ctx.on_logged(
+    await ctx.on_logged(
         LoggedMessage(
             "server",
             "response",
@@ -291,6 +292,7 @@ async def respond(
             signed.hash_chain_result,
             signed.hash_chain,
             tuple(answer.digests),
+            answer.spool.segments(ctx.settings.chunk_size) if answer.spool is not None else (),
         )
     )
     return await stream_response(request, ctx, answer, response_soap, signed)

@@ -46,7 +46,15 @@ if TYPE_CHECKING:
     from crossroad.proxy.context import ProxyContext
     from crossroad.serverconf.model import ServiceEntry
 
-__all__ = ["PeerResponse", "ServiceTls", "Spool", "Upstream", "network_failure", "service_tls"]
+__all__ = [
+    "PeerResponse",
+    "ServiceTls",
+    "Spool",
+    "SpoolSegment",
+    "Upstream",
+    "network_failure",
+    "service_tls",
+]
 
 
 class Spool:
@@ -98,6 +106,10 @@ class Spool:
             length -= len(data)
             yield data
 
+    def segments(self, chunk: int = 64 * 1024) -> tuple[SpoolSegment, ...]:
+        """Every segment (the message log streams them before the message is released)."""
+        return tuple(SpoolSegment(self, i, chunk) for i in range(len(self._segments)))
+
     def read_all(self, index: int) -> bytes:
         """A small segment at once (metaservice bodies, tests)."""
         offset, length = self._segments[index]
@@ -107,6 +119,18 @@ class Spool:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._file.close()
+
+
+@dataclass(frozen=True)
+class SpoolSegment:
+    """One segment of a :class:`Spool`, streamed afresh by every ``async for``."""
+
+    spool: Spool
+    index: int
+    chunk: int = 64 * 1024
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.spool.read(self.index, self.chunk)
 
 
 def network_failure(exc: BaseException, where: str) -> XRoadError:
