@@ -18,7 +18,7 @@ configuration in the directory the configuration client keeps)::
 Ports default to the X-Road ones (protocols.md §0.3): client proxy 8080/8443, server proxy
 5500, OCSP download service 5577, management API 4000.  Each listener has its own host so that
 several servers can share one machine (the demo binds each to its own loopback address).
-The file is small and flat, so it is written here rather than with a TOML library.
+Reading and writing the file is :mod:`crossroad.settingsfile`'s.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ import dataclasses
 import hashlib
 import os
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crossroad import settingsfile
 from crossroad.errors import Code, XRoadError
 
 FILE_NAME = "security-server.toml"
@@ -94,16 +94,15 @@ class SecurityServerSettings:
             "ocsp_port",
             "admin_port",
         ):
-            _check_int(name, getattr(self, name), 0, 65535)
-        _check_int("workers", self.workers, 1, 64)
+            settingsfile.check_int(name, getattr(self, name), 0, 65535)
+        settingsfile.check_int("workers", self.workers, 1, 64)
         for name in ("conf_interval_seconds", "conf_first_timeout", "signer_ocsp_retry"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise XRoadError(Code.INVALID_CONFIGURATION, f"{name} must be a number >= 0")
             object.__setattr__(self, name, float(value))
         for name in ("client_host", "server_host", "ocsp_host", "admin_host"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise XRoadError(Code.INVALID_CONFIGURATION, f"{name} must be a non-empty string")
+            settingsfile.check_text(name, getattr(self, name))
         if self.conf_interval_seconds < 1:
             raise XRoadError(Code.INVALID_CONFIGURATION, "conf_interval_seconds must be >= 1")
 
@@ -165,79 +164,35 @@ class SecurityServerSettings:
         if it is not valid."""
         state = Path(state_dir)
         path = state / FILE_NAME
-        try:
-            with path.open("rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise XRoadError(
-                Code.IO_ERROR,
-                f"{path} not found: not a security server state directory "
-                "(create one with 'crossroad security-server init')",
-            ) from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise XRoadError(Code.INVALID_CONFIGURATION, f"{path}: {exc}") from None
-        except OSError as exc:
-            raise XRoadError(Code.IO_ERROR, f"{path}: {exc.strerror or exc}") from None
+        data = settingsfile.read(
+            path,
+            hint="not a security server state directory "
+            "(create one with 'crossroad security-server init')",
+        )
         return cls.from_mapping(state, data, where=str(path))
 
     @classmethod
     def from_mapping(
         cls, state_dir: Path, data: dict[str, Any], where: str = FILE_NAME
     ) -> SecurityServerSettings:
-        known = {(section, key) for section, key, _ in _LAYOUT}
-        for section, value in data.items():
-            if isinstance(value, dict):
-                for key in value:
-                    if (section, key) not in known:
-                        raise _bad(where, f"unknown setting [{section}] {key}")
-            elif ("", section) not in known:
-                raise _bad(where, f"unknown setting {section}")
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for section, key, name in _LAYOUT:
-            table = data.get(section, {}) if section else data
-            if not isinstance(table, dict):
-                raise _bad(where, f"[{section}] must be a table")
-            if key not in table:
-                continue
-            value, expected = table[key], type(defaults[name])
-            # A whole number is a fine value for a float setting; nothing else converts.
-            ok = type(value) is expected or (expected is float and type(value) is int)
-            if not ok:
-                label = f"[{section}] {key}" if section else key
-                raise _bad(where, f"{label} must be of type {expected.__name__}")
-            kwargs[name] = value
-        try:
+        kwargs = settingsfile.fields_from(data, _LAYOUT, cls, where)
+        with settingsfile.located(where):
             return cls(state_dir=state_dir, **kwargs)
-        except XRoadError as exc:
-            raise _bad(where, exc.detail) from None
 
     def to_toml(self) -> str:
-        values = dataclasses.asdict(self)
-        lines = ["# crossroad security server settings (crossroad security-server run)"]
-        current: str | None = ""
-        for section, key, name in _LAYOUT:
-            value = values[name]
-            if value == "":
-                continue
-            if section != current:
-                lines += ["", f"[{section}]"]
-                current = section
-            lines.append(f"{key} = {_toml_value(value)}")
-        return "\n".join(lines) + "\n"
+        return settingsfile.render_layout(
+            _LAYOUT,
+            dataclasses.asdict(self),
+            "crossroad security server settings (crossroad security-server run)",
+        )
 
     def save(self) -> Path:
         """Write ``security-server.toml`` atomically, and ``server.toml`` (the database URL the
-        ``crossroad server`` commands read) beside it."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in (
-            (FILE_NAME, self.to_toml()),
-            (SERVERCONF_FILE, f"database_url = {_toml_value(self.resolved_database_url())}\n"),
-        ):
-            target = self.state_dir / name
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, target)
+        ``crossroad server`` commands read) beside it; both 0600, as a database URL may hold a
+        password."""
+        serverconf = settingsfile.render([("", "database_url", self.resolved_database_url())])
+        settingsfile.write(self.path, self.to_toml(), private=True)
+        settingsfile.write(self.state_dir / SERVERCONF_FILE, serverconf, private=True)
         return self.path
 
 
@@ -248,23 +203,3 @@ def default_database_url(state_dir: Path) -> str:
 def _relative(state_dir: Path, value: str) -> Path:
     path = Path(value)
     return path if path.is_absolute() else state_dir / path
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if type(value) is not int or not low <= value <= high:
-        raise XRoadError(Code.INVALID_CONFIGURATION, f"{name} must be a whole number {low}..{high}")
-
-
-def _bad(where: str, detail: str) -> XRoadError:
-    return XRoadError(Code.INVALID_CONFIGURATION, f"{where}: {detail}")
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    text = str(value)
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = "".join(c if c >= " " else f"\\u{ord(c):04x}" for c in escaped)
-    return f'"{escaped}"'
