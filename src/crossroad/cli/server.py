@@ -13,7 +13,6 @@ New service descriptions are disabled, as in NIIS, unless ``--enable`` is given.
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from crossroad import settingsfile
 from crossroad.errors import Code, XRoadError
 from crossroad.identifiers import ClientId, ServiceId, parse_identifier
 
@@ -75,15 +75,23 @@ def _errors() -> Iterator[None]:
 def database_url(state_dir: Path) -> str:
     """The database of a state directory (``server.toml``, else ``server.db`` in it)."""
     path = state_dir / SETTINGS
-    if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise XRoadError(Code.INVALID_CONFIGURATION, f"{path}: {exc}") from None
-        url = data.get("database_url")
-        if not isinstance(url, str) or not url:
-            raise XRoadError(Code.INVALID_CONFIGURATION, f"{path}: database_url is missing")
-        return url
+    if not path.exists():
+        return _default_database_url(state_dir)
+    data = settingsfile.read(path)
+    settingsfile.refuse_unknown(data, [("", "database_url")], str(path))
+    url = data.get("database_url")
+    if not isinstance(url, str) or not url:
+        raise XRoadError(Code.INVALID_CONFIGURATION, f"{path}: database_url is missing")
+    return url
+
+
+def write_settings(state_dir: Path, url: str) -> Path:
+    """Write ``server.toml`` (0600: a database URL may hold a password)."""
+    text = settingsfile.render([("", "database_url", url)])
+    return settingsfile.write(state_dir / SETTINGS, text, private=True)
+
+
+def _default_database_url(state_dir: Path) -> str:
     return f"sqlite:///{(state_dir / 'server.db').resolve()}"
 
 
@@ -131,8 +139,7 @@ def init(
         state_dir.mkdir(parents=True, exist_ok=True)
         settings = state_dir / SETTINGS
         if not settings.exists():
-            url = db_url or f"sqlite:///{(state_dir / 'server.db').resolve()}"
-            settings.write_text(f"database_url = {json.dumps(url)}\n", encoding="utf-8")
+            write_settings(state_dir, db_url or _default_database_url(state_dir))
         server_id = open_store(state_dir).initialize(_client(owner), server_code)
         typer.echo(f"initialized {server_id}")
 
