@@ -31,11 +31,11 @@ them apart too, in ``message-log.ini``); every key is optional::
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crossroad import settingsfile
 from crossroad.crypto.algorithms import SHA512, DigestAlgorithm, digest_algorithm
 from crossroad.errors import Code, XRoadError
 from crossroad.identifiers import ClientId
@@ -104,12 +104,7 @@ class LogSettings:
         """``STATE/message-log.toml`` (defaults when absent), paths resolved against STATE."""
         state = Path(state_dir)
         path = state / FILE_NAME
-        data: dict[str, Any] = {}
-        if path.is_file():
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-                raise XRoadError(Code.INVALID_CONFIGURATION, f"{path}: {exc}") from None
+        data = settingsfile.read(path, required=False)
         return cls.from_mapping(data, state, where=str(path))
 
     @classmethod
@@ -120,16 +115,9 @@ class LogSettings:
             "body_logging_local_overrides",
             "body_logging_remote_overrides",
         }
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise XRoadError(Code.INVALID_CONFIGURATION, f"{where}: unknown setting {unknown[0]}")
-        try:
-            kwargs = _convert(data, state_dir)
-            settings = cls(**kwargs)
-        except (TypeError, ValueError) as exc:
-            raise XRoadError(Code.INVALID_CONFIGURATION, f"{where}: {exc}") from None
-        except XRoadError as exc:
-            raise XRoadError(Code.INVALID_CONFIGURATION, f"{where}: {exc.detail}") from None
+        settingsfile.refuse_unknown(data, (("", name) for name in known), where)
+        with settingsfile.located(where):
+            settings = cls(**_convert(data, state_dir))
         if not settings.database_url:
             url = f"sqlite:///{(state_dir / 'messagelog.db').resolve()}"
             settings = settings.replace(database_url=url)
@@ -154,32 +142,19 @@ def _convert(data: dict[str, Any], state_dir: Path) -> dict[str, Any]:
             path = Path(str(value))
             kwargs[key] = path if path.is_absolute() else state_dir / path
         elif key == "archive_encryption_keys":
-            kwargs[key] = tuple(str(v) for v in _list(key, value))
+            kwargs[key] = tuple(str(v) for v in settingsfile.as_list(key, value))
         elif key == "body_logging":
-            enabled = _typed(key, value, bool)
+            enabled = settingsfile.typed(key, value, bool)
         elif key in ("body_logging_local_overrides", "body_logging_remote_overrides"):
-            overrides[key] = frozenset(ClientId.parse(str(v)) for v in _list(key, value))
+            values = settingsfile.as_list(key, value)
+            overrides[key] = frozenset(ClientId.parse(str(v)) for v in values)
         else:
             default = defaults[key].default
             expected = type(default) if default is not dataclasses.MISSING else str
-            kwargs[key] = _typed(key, value, expected)
+            kwargs[key] = settingsfile.typed(key, value, expected)
     kwargs["body_logging"] = BodyLogging(
         enabled,
         overrides.get("body_logging_local_overrides", frozenset()),
         overrides.get("body_logging_remote_overrides", frozenset()),
     )
     return kwargs
-
-
-def _list(key: str, value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise ValueError(f"{key} must be a list")
-    return value
-
-
-def _typed(key: str, value: Any, expected: type) -> Any:
-    if expected is float and type(value) is int:
-        return float(value)
-    if type(value) is not expected:
-        raise ValueError(f"{key} must be of type {expected.__name__}")
-    return value
