@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
+from crossroad import settingsfile
 from crossroad.crypto.algorithms import (
     SHA512,
     DigestAlgorithm,
@@ -199,11 +200,8 @@ class ProxyConfig:
     def save(self) -> None:
         raw: dict[str, Any] = dataclasses.asdict(self)
         del raw["directory"]
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / CONFIG_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        # Atomic: the running proxy re-reads this file every cycle.
+        settingsfile.write(self.directory / CONFIG_FILE, json.dumps(raw, indent=2) + "\n")
 
 
 # --- initialisation and sources ------------------------------------------------------------------
