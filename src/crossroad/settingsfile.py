@@ -4,7 +4,8 @@ Every component keeps its settings in a small, flat TOML file in its state direc
 (``central.toml``, ``security-server.toml``, ``server.toml``, ``message-log.toml``).  This
 module is the one place that reads such a file (with :mod:`tomllib`, failures coded:
 ``io_error`` when absent or unreadable, ``invalid_configuration`` when malformed or wrong),
-refuses unknown keys, checks value types, and writes a file back atomically.
+refuses unknown keys, checks value types, and writes a file back atomically.  The
+configuration proxy's ``confproxy.json`` is JSON, but it is written with the same :func:`write`.
 
 The writer covers only the subset of TOML these files use: top-level keys and ``[section]``
 tables of strings, integers, floats, booleans and lists of those (strings in practice).  It
