@@ -437,8 +437,22 @@ def _name_rdns(der: bytes) -> list[list[_Ava]]:
     return rdns
 
 
+_NAME_DER_BY_ID: dict[int, tuple[x509.Name, bytes]] = {}
+
+
 def _name_der(name: x509.Name | bytes) -> bytes:
-    return name if isinstance(name, bytes) else name.public_bytes()
+    if isinstance(name, bytes):
+        return name
+    # A certificate hands out the same Name object every time: encode it once (held, as in
+    # cert_der, so that its id cannot pass to another object).
+    entry = _NAME_DER_BY_ID.get(id(name))
+    if entry is not None and entry[0] is name:
+        return entry[1]
+    der = name.public_bytes()
+    if len(_NAME_DER_BY_ID) >= _CACHE_SIZE:
+        _NAME_DER_BY_ID.clear()
+    _NAME_DER_BY_ID[id(name)] = (name, der)
+    return der
 
 
 # ---------------------------------------------------------------------------------------------

@@ -88,9 +88,10 @@ class ParsedSignature:
 
     def element_by_id(self, id_: str) -> etree._Element | None:
         """The first element (document order) whose ``Id`` attribute is ``id_``."""
-        found = self.root.xpath("//*[@Id = $id]", id=id_)
-        if isinstance(found, list) and found and isinstance(found[0], etree._Element):
-            return found[0]
+        # What ``//*[@Id = $id]`` selects, without compiling an XPath expression every time.
+        for el in self.root.iter():
+            if isinstance(el.tag, str) and el.get("Id") == id_:
+                return el
         return None
 
 
@@ -203,23 +204,24 @@ def _signed_info(
 
 
 def _load_cert(text: str | None, what: str) -> x509.Certificate:
+    return _cert_from_text(text or "", what)
+
+
+# Every message of a member carries the same signing certificate (and OCSP responses, below):
+# the same text is decoded and read once.  A pure function of the text; a failure is not
+# cached and is raised again every time.
+@functools.lru_cache(maxsize=1024)
+def _cert_from_text(text: str, what: str) -> x509.Certificate:
     der = b64decode(text, MALFORMED, what)
     try:
-        return _cert_from_der(der)
+        cert = x509.load_der_x509_certificate(der)
+        # cryptography decodes these lazily; Java rejects such a certificate when reading it.
+        # Its decoding errors are of several unrelated types (ValueError, UnsupportedAlgorithm,
+        # DuplicateExtension, ...): all mean the same here.
+        cert.public_key()
+        _ = cert.extensions, cert.subject, cert.issuer, cert.signature_algorithm_oid
     except Exception as exc:
         raise _malformed(f"Cannot read {what}: {exc}") from exc
-
-
-# Every message of a member carries the same signing certificate: the same bytes are read once
-# (a failure is not cached and is raised again every time).
-@functools.lru_cache(maxsize=1024)
-def _cert_from_der(der: bytes) -> x509.Certificate:
-    cert = x509.load_der_x509_certificate(der)
-    # cryptography decodes these lazily; Java rejects such a certificate when reading it.
-    # Its decoding errors are of several unrelated types (ValueError, UnsupportedAlgorithm,
-    # DuplicateExtension, ...): all mean the same here.
-    cert.public_key()
-    _ = cert.extensions, cert.subject, cert.issuer, cert.signature_algorithm_oid
     return cert
 
 
@@ -344,15 +346,20 @@ def _ocsp_values(usp: etree._Element | None) -> tuple[bytes, ...]:
             for value in _children(ocsp_values):
                 if value.tag != xades("EncapsulatedOCSPValue"):
                     raise _malformed(f"Unexpected element {value.tag} in OCSPValues")
-                der = b64decode(text_of(value), MALFORMED, "EncapsulatedOCSPValue")
-                try:
-                    ocsp.load_der_ocsp_response(der)
-                except ValueError as exc:
-                    raise _malformed(f"Cannot read OCSP response: {exc}") from exc
-                out.append(der)
+                out.append(_ocsp_from_text(text_of(value)))
     if not out:
         raise _malformed("Could not get any OCSP elements from signature")
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ocsp_from_text(text: str) -> bytes:
+    der = b64decode(text, MALFORMED, "EncapsulatedOCSPValue")
+    try:
+        ocsp.load_der_ocsp_response(der)
+    except ValueError as exc:
+        raise _malformed(f"Cannot read OCSP response: {exc}") from exc
+    return der
 
 
 def _extra_certs(usp: etree._Element | None, root: etree._Element) -> tuple[x509.Certificate, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
 from collections.abc import Sequence
 from typing import Final
 
@@ -58,8 +59,19 @@ def hc(name: str) -> str:
     return f"{{{HASHCHAIN_NS}}}{name}"
 
 
+_PARSERS = threading.local()
+
+
 def _parser() -> etree.XMLParser:
-    # A fresh parser per call: lxml parsers are not thread-safe.
+    # One parser per thread: lxml parsers are not thread-safe, and a new one per document
+    # costs more than parsing a small signature.
+    parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = _new_parser()
+    return parser
+
+
+def _new_parser() -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
