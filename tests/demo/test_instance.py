@@ -37,6 +37,9 @@ def test_demo_check_end_to_end(tmp_path: Path) -> None:
     assert len(lines) == 1  # everything but the JSON line went to stderr
     assert "management requests authCertReg and clientReg are not built yet" in done.stderr
     assert "curl -H 'X-Road-Client: DEV/COM/1111/CLIENT'" in done.stderr
+    # "evidence" is the REST exchange's, from both security servers' message logs
+    for side in ("consumer", "provider"):
+        assert f"evidence on the {side}'s server: 2 containers valid" in done.stderr
     # The state of the run is left for a look, and no process of it is left running.
     instance = tmp_path / "instance"
     assert (instance / "logs" / "provider.log").is_file()

@@ -3,8 +3,11 @@
 :func:`exchanges` runs, through the consumer's security server (protocols.md §2, §3): REST
 ``GET /pets/1`` (the body must be byte-identical to the provider's own answer), SOAP
 ``getRandom``, and SOAP ``getSecret``, which the provider's access rights deny
-(``server.serverproxy.access_denied``, §10.4).  :func:`describe` lists URLs, identifiers and
-ready-to-paste ``curl`` commands; :func:`write_samples` writes the SOAP requests they use.
+(``server.serverproxy.access_denied``, §10.4).  :func:`evidence` then downloads the REST
+exchange's signed containers from both security servers, as their information systems may
+(``GET /asic``, time-stamped now with ``force``, and ``GET /verificationconf``; §9.4), and
+verifies them offline.  :func:`describe` lists URLs, identifiers and ready-to-paste ``curl``
+commands; :func:`write_samples` writes the SOAP requests they use.
 """
 
 from __future__ import annotations
@@ -103,6 +106,7 @@ async def exchanges(inst: Instance, say: Say) -> dict[str, str]:
                 if body != direct:
                     return f"failed: body differs from the provider's: {body[:100]!r}"
                 say(f"REST  GET {rest_path('/pets/1')} -> {resp.status} {body.decode()}")
+                inst.rest_query_id = resp.headers.get("x-road-id")
                 return "ok"
 
         async def soap(service: str, denied: bool) -> str:
@@ -128,6 +132,31 @@ async def exchanges(inst: Instance, say: Say) -> dict[str, str]:
         results["denied"] = await _retrying("denied exchange", lambda: soap("getSecret", True), 5)
     inst.results.update(results)
     return results
+
+
+async def evidence(inst: Instance, say: Say) -> str:
+    """The REST exchange's containers from the consumer's server (as ``CLIENT``) and the
+    provider's (as ``PROVIDER``), each with its verification configuration, verified offline:
+    ``"ok"`` only when every container of both sides is valid and complete."""
+    from crossroad.messagelog.integration import check_evidence
+
+    query_id = inst.rest_query_id
+    if query_id is None:
+        return "failed: no REST exchange to take evidence of"
+    sides = (("consumer", CLIENT), ("provider", PROVIDER))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        for name, client in sides:
+            found = await check_evidence(session, inst.nodes[name].client_url, query_id, client)
+            if not found.valid:
+                return f"failed: {name}: {found.detail}"
+            if len(found.containers) != 2:
+                return f"failed: {name}: {len(found.containers)} containers, expected 2"
+            incomplete = [n for n, report in found.containers if report.notes]
+            if incomplete:  # a body not in the container: its digest would be unverified
+                return f"failed: {name}: {incomplete[0]} lacks the REST body"
+            say(f"evidence on the {name}'s server: {found.detail} ({query_id})")
+    inst.results["evidence"] = "ok"
+    return "ok"
 
 
 def _between(text: str, start: str, end: str) -> str:
@@ -165,6 +194,11 @@ def describe(inst: Instance) -> list[str]:
         f"  curl -H 'X-Road-Client: {CLIENT.to_header()}' "
         f"{c.client_url}/r1/{PROVIDER.to_header()}/listMethods",
         f"  curl -H 'Accept: application/json' {c.client_url}/listClients",
+        "  # the REST exchange's signed containers, as the consumer's information system:",
+        f"  curl -o evidence.zip '{c.client_url}/asic?queryId={inst.rest_query_id or 'ID'}"
+        f"&xRoadInstance={CLIENT.instance}&memberClass={CLIENT.member_class}"
+        f"&memberCode={CLIENT.member_code}&subsystemCode={CLIENT.subsystem_code}&force'",
+        f"  curl -o verificationconf.zip {c.client_url}/verificationconf",
         f"  curl -H 'Authorization: X-Road-ApiKey token={p.api_key}' {p.admin_url}/clients",
     ]
     return lines

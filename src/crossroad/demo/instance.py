@@ -91,6 +91,8 @@ class Instance:
     nodes: dict[str, Node] = field(default_factory=dict)
     results: dict[str, str] = field(default_factory=dict)
     samples: dict[str, Path] = field(default_factory=dict)
+    #: The ``x-road-id`` of the REST exchange (its evidence is downloaded by that id).
+    rest_query_id: str | None = None
 
 
 def pick_addresses(base: str | None) -> tuple[str, str, str]:
