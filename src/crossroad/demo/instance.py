@@ -160,9 +160,15 @@ def check_free(address: str) -> None:
 
 @contextlib.asynccontextmanager
 async def start_instance(
-    directory: Path, *, say: Say = print, address_base: str | None = "127.0.0.2", workers: int = 2
+    directory: Path,
+    *,
+    say: Say = print,
+    address_base: str | None = "127.0.0.2",
+    workers: int = 2,
+    message_log: str | None = None,
 ) -> AsyncIterator[Instance]:
-    """Bring the whole instance up under ``directory/instance`` (wiped first); stop it on exit."""
+    """Bring the whole instance up under ``directory/instance`` (wiped first); stop it on exit.
+    ``message_log``: a ``message-log.toml`` for every security server (default: defaults)."""
     from crossroad.demo.providers import start_providers
     from crossroad.trust.service import start_trust_services
 
@@ -192,6 +198,9 @@ async def start_instance(
             assert inst.anchor is not None
             anchor = inst.anchor.read_bytes()
             await asyncio.gather(*(init_server(n, anchor) for n in nodes.values()))
+            if message_log is not None:
+                for node in nodes.values():
+                    (node.state / "message-log.toml").write_text(message_log, encoding="utf-8")
             await asyncio.gather(
                 *(run_server(n, root / "logs" / f"{k}.log") for k, n in nodes.items())
             )
