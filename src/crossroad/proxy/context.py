@@ -11,8 +11,10 @@ proxy (5500) works with:
   and the OCSP responses of our own authentication chain (carried in every request, §4.4);
 * the SS↔SS TLS contexts (:mod:`crossroad.proxy.tls`): the listening one is switched in place
   when the key or the configuration changes, the dialling one rebuilt;
-* the thread pool signature verification runs in (never on the event loop: a big hash chain
-  or a slow path would stall every other exchange), the upstream pools;
+* the thread pool signature verification of large messages runs in (a big hash chain or a
+  slow path must not stall every other exchange; messages up to
+  ``proxy.server.INLINE_VERIFY_BYTES`` are verified on the loop, where the thread hand-off
+  would cost more than the work), the upstream pools;
 * the message log's plug-in points (protocols.md §9.1, §9.4; a no-op until
   :func:`crossroad.messagelog.integration.attach` plugs it in): :meth:`ProxyContext.on_logged`,
   awaited with every signed message (bodies included, streamed from the spool) before it is
