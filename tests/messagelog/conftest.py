@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,8 @@ from crossroad.messagelog.settings import LogSettings
 from crossroad.messagelog.store import MessageLogStore
 from crossroad.storage.engine import create_engine
 from crossroad.testing.pki import Issued, TestPKI
-from crossroad.trust.service import TrustServices, run_trust_services
+from crossroad.testing.services import trust_services_thread
+from crossroad.trust.service import TrustServices
 
 EJBCA = next(p for p in KNOWN_PROFILES if "Ejbca" in p)
 CLIENT = ClientId("EE", "COM", "111", "client")
@@ -167,31 +167,8 @@ def make_record(
 @pytest.fixture(scope="session")
 def trust_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrustServices]:
     """The real CA, OCSP responder and TSA, in a thread with their own event loop."""
-    state = tmp_path_factory.mktemp("trust")
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    def on_ready(s: TrustServices) -> None:
-        box["services"] = s
-        ready.set()
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        box["stop"] = (asyncio.get_running_loop(), stop)
-        try:
-            await run_trust_services(state, "127.0.0.1", 0, 0, 0, stop=stop, on_ready=on_ready)
-        except BaseException as exc:
-            box["error"] = exc
-            ready.set()
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    assert ready.wait(60), "trust services did not start"
-    assert "error" not in box, box.get("error")
-    yield box["services"]
-    loop, stop = box["stop"]
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(10)
+    with trust_services_thread(tmp_path_factory.mktemp("trust")) as services:
+        yield services
 
 
 def globalconf(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +25,9 @@ from crossroad.identifiers import ClientId, SecurityServerId
 from crossroad.signer.csr import csr_pem
 from crossroad.signer.manager import Signer, SignerSettings, init_state
 from crossroad.signer.ocsp import TrustSource
+from crossroad.testing.services import trust_services_thread
 from crossroad.trust.client import request_certificate
-from crossroad.trust.service import TrustServices, run_trust_services
+from crossroad.trust.service import TrustServices
 
 PIN = "1234-secret"
 SO_PIN = "5678-so"
@@ -105,31 +104,8 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
 @pytest.fixture(scope="session")
 def trust_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrustServices]:
     """The real CA, OCSP responder and TSA on ephemeral ports, in a thread of their own."""
-    state = tmp_path_factory.mktemp("trust")
-    ready = threading.Event()
-    box: dict[str, object] = {}
-
-    def on_ready(services: TrustServices) -> None:
-        box["services"] = services
-        ready.set()
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        box["stop"] = (asyncio.get_running_loop(), stop)
-        try:
-            await run_trust_services(state, "127.0.0.1", 0, 0, 0, stop=stop, on_ready=on_ready)
-        except BaseException as exc:
-            box["error"] = exc
-            ready.set()
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    assert ready.wait(60), "trust services did not start"
-    assert "error" not in box, box.get("error")
-    yield box["services"]  # type: ignore[misc]
-    loop, stop = box["stop"]  # type: ignore[misc]
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(10)
+    with trust_services_thread(tmp_path_factory.mktemp("trust")) as services:
+        yield services
 
 
 def policy_of(services: TrustServices, *, freshness: int = 3600) -> TrustPolicy:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import datetime as dt
 import subprocess
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,8 +26,9 @@ from crossroad.crypto.tsp import TimeStampResp
 from crossroad.errors import XRoadError
 from crossroad.testing.clock import FrozenClock
 from crossroad.testing.pki import rsa_key
+from crossroad.testing.services import trust_services_thread
 from crossroad.trust.ca import parse_name
-from crossroad.trust.service import TrustServices, run_trust_services, start_trust_services
+from crossroad.trust.service import TrustServices, start_trust_services
 from crossroad.trust.store import TrustStore
 
 pytestmark = pytest.mark.integration
@@ -58,32 +58,8 @@ def http(
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrustServices]:
     """``run_trust_services`` in a thread with its own event loop, on ephemeral ports."""
-    state = tmp_path_factory.mktemp("trust")
-    ready = threading.Event()
-    box: dict[str, object] = {}
-
-    def ready_cb(s: TrustServices) -> None:
-        box["services"] = s
-        ready.set()
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        box["stop"] = (asyncio.get_running_loop(), stop)
-        try:
-            await run_trust_services(state, "127.0.0.1", 0, 0, 0, stop=stop, on_ready=ready_cb)
-        except BaseException as exc:
-            box["error"] = exc
-            ready.set()
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    assert ready.wait(60), "trust services did not start"
-    assert "error" not in box, box.get("error")
-    yield box["services"]  # type: ignore[misc]
-    loop, stop = box["stop"]  # type: ignore[misc]
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(10)
-    assert not thread.is_alive()
+    with trust_services_thread(tmp_path_factory.mktemp("trust")) as services:
+        yield services
 
 
 def issue(services: TrustServices, kind: str = "sign", csr: bytes | None = None) -> bytes:
