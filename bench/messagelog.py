@@ -1,6 +1,17 @@
-"""The message log's costs: logging per message, time-stamping per batch size, archiving.
+"""The message log's costs: exchanges with logging on versus off, logging per message,
+time-stamping per batch size, archiving.
 
-In ONE run, on SQLite in a temporary directory, with the real trust services' TSA on 127.0.0.1:
+In ONE run:
+
+* **exchanges, logging on vs off**: two demo instances (``bench/exchange.py``'s machinery), one
+  whose security servers log every message (the default) and one started with
+  ``CROSSROAD_MESSAGE_LOG=off``, both up at once; each scenario of the exchange benchmark
+  (REST 1 KB, SOAP 1 KB, REST 10 MB) is run through the consumer's and provider's servers of
+  each, alternating in short rounds so that both see the same machine: exchanges per second,
+  p50 latency, and the ratio on ÷ off.  The logging instance's records are counted afterwards
+  (four per exchange: request and response on both servers);
+
+then, on SQLite in a temporary directory, with the real trust services' TSA on 127.0.0.1:
 
 * **logging**: ``MessageLog.log_async`` of signed SOAP 1 KB messages, and of REST 1 KB messages
   with a 1 KiB body, at a concurrency of 8 (what a proxy worker does before releasing each
@@ -12,24 +23,24 @@ In ONE run, on SQLite in a temporary directory, with the real trust services' TS
 * **archiving**: every stamped record into archive files (containers rendered, linkinginfo,
   fsync, database bookkeeping): records per second.
 
-    .venv/bin/python bench/messagelog.py [--quick] [--postgres URL]
-
-With ``--exchange``, the exchange benchmark's REST 1 KB scenario (``bench/exchange.py``) is run
-against the demo instance with the message log on and off in the same run, and the ratio is
-printed; that needs a demo whose security servers log (``CROSSROAD_MESSAGE_LOG=off`` turns it
-off).
+    .venv/bin/python bench/messagelog.py [--quick] [--postgres URL] [--no-exchange]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
+import sqlite3
+import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from crossroad.crypto import keys, xades
 from crossroad.crypto.algorithms import SHA512, SHA512_WITH_RSA
@@ -47,6 +58,7 @@ from crossroad.globalconf.model import (
 )
 from crossroad.globalconf.snapshot import GlobalConfSnapshot
 from crossroad.identifiers import ClientId
+from crossroad.messagelog.integration import SWITCH_ENV
 from crossroad.messagelog.manager import MessageLog
 from crossroad.messagelog.records import MessageRecord, Side, new_record
 from crossroad.messagelog.settings import LogSettings
@@ -153,6 +165,101 @@ async def stamping(mlog: MessageLog, batch: int, total: int) -> float:
     return done / (time.perf_counter() - start)
 
 
+# -- exchanges with logging on and off ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def switched_off() -> Iterator[None]:
+    """Processes started inside do not log (the environment is inherited)."""
+    old = os.environ.get(SWITCH_ENV)
+    os.environ[SWITCH_ENV] = "off"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[SWITCH_ENV]
+        else:
+            os.environ[SWITCH_ENV] = old
+
+
+def logged_records(info: dict[str, Any]) -> int:
+    """Message records in the consumer's and provider's logs of a demo instance."""
+    total = 0
+    for name in ("consumer", "provider"):
+        path = Path(info["servers"][name]["state"]) / "messagelog.db"
+        if path.exists():
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                total += db.execute(
+                    "SELECT count(*) FROM logrecord WHERE discriminator = 'm'"
+                ).fetchone()[0]
+    return total
+
+
+def exchanges(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import exchange as xb  # bench/exchange.py: the demo instance, the scenarios, the load
+
+    seconds = 2.0 if args.quick else args.seconds
+    rounds = 2 if args.quick else 4
+    with (
+        tempfile.TemporaryDirectory(prefix="mlog-bench-on-") as on_dir,
+        tempfile.TemporaryDirectory(prefix="mlog-bench-off-") as off_dir,
+    ):
+        on_proc, on = xb.start_demo(Path(on_dir), args.workers)
+        try:
+            with switched_off():
+                off_proc, off = xb.start_demo(Path(off_dir), args.workers)
+            try:
+                before = logged_records(on)
+                print(
+                    f"\nexchanges through two security servers, message log on vs off: "
+                    f"concurrency {args.concurrency} (10 MB: 4), {seconds:g} s per side in "
+                    f"{rounds} alternating rounds, {args.workers} proxy workers per server\n"
+                )
+                print("| exchange | log on /s | p50 ms | log off /s | p50 ms | on ÷ off | errors |")
+                print("|---|---:|---:|---:|---:|---:|---:|")
+                count = 0
+                pairs = zip(xb.scenarios(on), xb.scenarios(off), strict=True)
+                for (name, via_on, _, cap), (_, via_off, _, _) in pairs:
+                    concurrency = min(args.concurrency, 4) if cap > 1 else args.concurrency
+                    results = {}
+                    for side, call in (("on", via_on), ("off", via_off)):
+                        asyncio.run(xb.load(call, 2, 1.0, 20))  # connections, TLS, OCSP caches
+                        results[side] = xb.Outcome(0, 0, 0.0, [])
+                    for _ in range(rounds):
+                        for side, call in (("on", via_on), ("off", via_off)):
+                            got = asyncio.run(
+                                xb.load(call, concurrency, seconds / rounds, args.count)
+                            )
+                            had = results[side]
+                            results[side] = xb.Outcome(
+                                had.count + got.count,
+                                had.errors + got.errors,
+                                had.seconds + got.seconds,
+                                had.latencies + got.latencies,
+                            )
+                    a, b = results["on"], results["off"]
+                    count += a.count
+                    ratio = a.rate / b.rate if b.rate else float("nan")
+                    print(
+                        f"| {name} | {a.rate:,.1f} | {a.percentile(0.5):.1f} | {b.rate:,.1f} | "
+                        f"{b.percentile(0.5):.1f} | **{ratio:.2f}** | {a.errors + b.errors} |",
+                        flush=True,
+                    )
+                logged = logged_records(on) - before
+                print(
+                    f"\nlogged by the 'on' servers: {logged:,} records for {count:,} measured "
+                    f"exchanges and the warm-ups; the 'off' servers: {logged_records(off)}"
+                )
+            finally:
+                xb.stop_demo(off_proc)
+        finally:
+            xb.stop_demo(on_proc)
+
+
+# -- the message log alone --------------------------------------------------------------------
+
+
 async def run(args: argparse.Namespace, directory: Path) -> None:
     pki = TestPKI.create()
     maker = Maker(pki)
@@ -199,11 +306,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer records, batches to 1000")
     parser.add_argument("--postgres", help="a PostgreSQL URL instead of SQLite")
+    parser.add_argument("--no-exchange", action="store_true", help="skip the exchanges")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=8.0, help="per scenario and side")
+    parser.add_argument("--count", type=int, default=200_000, help="at most this many calls")
+    parser.add_argument("--workers", type=int, default=2, help="proxy workers per server")
     args = parser.parse_args()
+    if not args.no_exchange:
+        exchanges(args)
     with tempfile.TemporaryDirectory(prefix="mlog-bench-") as tmp:
         asyncio.run(run(args, Path(tmp)))
-    if os.environ.get("CROSSROAD_BENCH_EXCHANGE"):
-        print("\n(--exchange: see docs/performance.md)")
 
 
 if __name__ == "__main__":

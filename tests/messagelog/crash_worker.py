@@ -38,6 +38,7 @@ async def main(workdir: Path) -> None:
             record = replace(record, query_id=f"crash-{n}")
             rid = await mlog.log_async(record, [[body[:7], body[7:]]])
             print(f"ok {rid}", flush=True)
+            await asyncio.sleep(0.01)  # a few hundred records a second: the test stays short
 
     async def stamper() -> None:
         while not stop.is_set():

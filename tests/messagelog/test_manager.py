@@ -5,12 +5,15 @@ and the adapter for the proxy's ``LoggedMessage`` hook."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from crossroad.errors import XRoadError
-from crossroad.messagelog.manager import MessageLog
+from crossroad.messagelog.manager import SMALL_BODIES, MessageLog
 from crossroad.messagelog.settings import LogSettings
 from crossroad.messagelog.store import MessageLogStore
 from crossroad.proxy.context import LoggedMessage
@@ -117,4 +120,99 @@ def test_async_proxy_hook_streams_bodies(mlog: MessageLog, signers: Signers) -> 
     stored = mlog.store.get(rid)
     assert stored is not None
     assert mlog.store.attachments(stored) == [body]
+    mlog.shutdown()
+
+
+def test_small_records_are_logged_inline_or_by_group_commit(
+    store: MessageLogStore, settings: LogSettings, conf: Conf, signers: Signers, tmp_path: Path
+) -> None:
+    """With the write lock free, a record is logged at once; while another process holds it,
+    the records queue and are logged together once it is free, none released before."""
+    mlog = MessageLog(store, settings.replace(status_refresh=3600), conf)
+    body = bytes(range(256)) * 12
+    records = [make_record(signers, rest=True, attachments=[body]) for _ in range(4)]
+    checkouts: list[object] = []
+
+    def count(*_: object) -> None:
+        checkouts.append(1)
+
+    async def go() -> list[int]:
+        mlog.status(fresh=True)
+        first = await mlog.log_async(records[0], [chunks(body), [b"x"]])  # inline
+        other = sqlite3.connect(tmp_path / "messagelog.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another worker's transaction
+        sa.event.listen(store.engine, "checkout", count)
+        try:
+            jobs = [
+                asyncio.ensure_future(mlog.log_async(records[i % 4], [chunks(body), [b"x"]]))
+                for i in range(100)
+            ]
+            await asyncio.sleep(0.3)
+            assert not any(job.done() for job in jobs)  # nothing released unlogged
+            other.rollback()
+            return [first, *await asyncio.gather(*jobs)]
+        finally:
+            sa.event.remove(store.engine, "checkout", count)
+            other.close()
+
+    ids = asyncio.run(go())
+    assert len(set(ids)) == 101
+    assert len(checkouts) <= 5, "each record had a transaction of its own"
+    for rid in ids:
+        stored = store.get(rid)
+        assert stored is not None
+        assert store.attachments(stored) == [body, b"x"]
+    mlog.shutdown()
+
+
+def test_big_bodies_are_streamed_beside_small_ones(
+    store: MessageLogStore, settings: LogSettings, conf: Conf, signers: Signers
+) -> None:
+    mlog = MessageLog(store, settings, conf)
+    big = bytes(range(256)) * (SMALL_BODIES // 256 + 100)
+    record = make_record(signers, rest=True, attachments=[b"small", big, b"after"])
+
+    async def go() -> list[int]:
+        return list(
+            await asyncio.gather(
+                mlog.log_async(record, [[b"sm", b"all"], chunks(big, 64 * 1024), chunks(b"after")]),
+                mlog.log_async(record, [chunks(b"small", 2), [big], [b"after"]]),
+                mlog.log_async(record, [[b"small"], iter([big]), [b"after"]]),
+            )
+        )
+
+    for rid in asyncio.run(go()):
+        stored = store.get(rid)
+        assert stored is not None
+        assert store.attachments(stored) == [b"small", big, b"after"]
+    mlog.shutdown()
+
+
+def test_a_failing_group_fails_every_record_in_it(
+    store: MessageLogStore, settings: LogSettings, conf: Conf, signers: Signers, tmp_path: Path
+) -> None:
+    mlog = MessageLog(store, settings, conf)
+    record = make_record(signers)
+    with store.write() as conn:
+        conn.exec_driver_sql("ALTER TABLE logrecord_chunk RENAME TO chunk_gone")
+
+    async def go() -> list[object]:
+        other = sqlite3.connect(tmp_path / "messagelog.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # so that the records go to the group writer
+        jobs = [
+            asyncio.ensure_future(mlog.log_async(record, [[b"body %d" % i]])) for i in range(20)
+        ]
+        await asyncio.sleep(0.2)
+        other.rollback()
+        other.close()
+        return list(await asyncio.gather(*jobs, return_exceptions=True))
+
+    try:
+        outcomes = asyncio.run(go())
+    finally:
+        with store.write() as conn:
+            conn.exec_driver_sql("ALTER TABLE chunk_gone RENAME TO logrecord_chunk")
+    assert all(isinstance(o, XRoadError) and o.code == "logging_failed" for o in outcomes)
+    assert store.counts()["messages"] == 0
+    assert asyncio.run(mlog.log_async(record, [[b"again"]])) > 0
     mlog.shutdown()

@@ -23,7 +23,15 @@ import contextlib
 import logging
 import queue
 import time
-from collections.abc import AsyncIterable, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,6 +43,7 @@ from crossroad.errors import Code, XRoadError
 from crossroad.globalconf.snapshot import GlobalConfSnapshot
 from crossroad.messagelog.archiver import Archiver
 from crossroad.messagelog.cleaner import run_cleaner
+from crossroad.messagelog.group_commit import GroupCommit, InlineWriter, checkpoint
 from crossroad.messagelog.records import MessageRecord, ParsedMessage, Side, new_record, time_ms
 from crossroad.messagelog.settings import LogSettings
 from crossroad.messagelog.store import MessageLogStore, TimestampStatus
@@ -46,6 +55,9 @@ log = logging.getLogger(__name__)
 Body = Iterable[bytes] | AsyncIterable[bytes]
 #: A writing thread gives up on an async body that stops delivering (seconds).
 _PUMP_TIMEOUT = 60.0
+#: Records whose bodies together stay under this size are read into memory and logged by
+#: group commit; bigger ones are streamed into a transaction of their own.
+SMALL_BODIES = 256 * 1024
 _PUMP_POLL = 0.05
 
 
@@ -75,6 +87,12 @@ class MessageLog:
         self._status = TimestampStatus()
         self._status_read = float("-inf")
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="messagelog")
+        self._group = GroupCommit(
+            store,
+            lambda: (self.settings.max_loggable_body_size, self.settings.truncated_body_allowed),
+            _logging_failed_anew,
+        )
+        self._inline = InlineWriter(store) if store.engine.dialect.name == "sqlite" else None
 
     @classmethod
     def open(
@@ -94,6 +112,9 @@ class MessageLog:
 
     def shutdown(self) -> None:
         """Release the log's threads and database connections (the end of a process)."""
+        self._group.stop()
+        if self._inline is not None:
+            self._inline.close()
         self._executor.shutdown(wait=True)
         self.store.engine.dispose()
 
@@ -174,12 +195,62 @@ class MessageLog:
         bodies), streamed chunk by chunk into the transaction.  With ``timestamp_immediately``
         the record is stamped before this returns (``timestamping_failed`` if no TSA answers).
 
-        The whole transaction runs in one call on the log's own threads: a transaction never
-        waits for a thread while holding SQLite's write lock.  Async bodies reach it through a
-        small bounded queue fed from the event loop.
+        A record whose bodies are small (under :data:`SMALL_BODIES` together) is read into
+        memory and logged by group commit (:mod:`.group_commit`): with the records of other
+        exchanges, in one transaction of the log's writer thread.  A bigger one runs in a
+        transaction of its own, in one call on the log's threads (a transaction never waits for
+        a thread while holding SQLite's write lock); its async bodies reach that thread through
+        a small bounded queue fed from the event loop.
         """
         self.check_accepting()
         bodies = list(attachments) if record.body_logged else []
+        try:
+            small, streamed = await _read_small(bodies, SMALL_BODIES)
+        except Exception as exc:  # the body could not be read: nothing may be released
+            raise _logging_failed(exc) from exc
+        if streamed is None:
+            self._check_sizes(small)
+            record_id = self._log_inline(record, small)
+            if record_id is None:
+                record_id = await self._group.submit(record, small)
+        else:
+            record_id = await self._log_streamed(record, streamed)
+        if self.settings.timestamp_immediately:
+            try:
+                await self.timestamper.stamp_records([record_id])
+            except XRoadError as err:
+                raise XRoadError(Code.TIMESTAMPING_FAILED, err.detail) from err
+        return record_id
+
+    def _log_inline(self, record: MessageRecord, bodies: list[list[bytes]]) -> int | None:
+        if self._inline is None:
+            return None
+        s = self.settings
+        try:
+            record_id = self._inline.try_insert(
+                record, bodies, s.max_loggable_body_size, s.truncated_body_allowed
+            )
+        except Exception as exc:
+            raise _logging_failed(exc) from exc
+        if record_id is not None and self._inline.checkpoint_due():
+            done = asyncio.get_running_loop().run_in_executor(
+                self._executor, checkpoint, self.store
+            )
+            done.add_done_callback(_checkpointed)
+        return record_id
+
+    def _check_sizes(self, bodies: list[list[bytes]]) -> None:
+        # As RecordWriter would, before the record joins a group (it must not fail the group).
+        if self.settings.truncated_body_allowed:
+            return
+        limit = self.settings.max_loggable_body_size
+        if any(sum(len(c) for c in body) > limit for body in bodies):
+            raise XRoadError(
+                Code.LOGGING_FAILED,
+                "Failed to log message: Message attachment size exceeds maximum loggable size",
+            )
+
+    async def _log_streamed(self, record: MessageRecord, bodies: Sequence[Body]) -> int:
         pumps = [_Pump() if isinstance(b, AsyncIterable) else None for b in bodies]
         loop = asyncio.get_running_loop()
         sources: list[Iterable[bytes]] = [
@@ -202,11 +273,6 @@ class MessageLog:
             for pump in pumps:
                 if pump is not None:
                     pump.abort()
-        if self.settings.timestamp_immediately:
-            try:
-                await self.timestamper.stamp_records([record_id])
-            except XRoadError as err:
-                raise XRoadError(Code.TIMESTAMPING_FAILED, err.detail) from err
         return record_id
 
     def log_stored(self, record: MessageRecord, attachments: Sequence[Iterable[bytes]]) -> int:
@@ -285,6 +351,52 @@ class MessageLog:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+
+def _checkpointed(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("message log checkpoint failed: %s", done.exception())
+
+
+def _logging_failed_anew(exc: BaseException) -> XRoadError:
+    """A fresh ``logging_failed`` for each caller of a failed group."""
+    err = _logging_failed(exc)
+    return XRoadError(err.code, err.detail)
+
+
+async def _read_small(
+    bodies: Sequence[Body], limit: int
+) -> tuple[list[list[bytes]], list[Body] | None]:
+    """The bodies in memory when they are small together; else (what was read, the bodies to
+    stream: those read so far as lists, the one being read continued, the rest as they are)."""
+    loaded: list[list[bytes]] = []
+    total = 0
+    for i, body in enumerate(bodies):
+        if isinstance(body, list | tuple) and all(isinstance(c, bytes) for c in body):
+            chunks = list(body)
+            total += sum(len(c) for c in chunks)
+        elif isinstance(body, AsyncIterable):
+            chunks = []
+            iterator = body.__aiter__()
+            async for chunk in iterator:
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > limit:
+                    rest: list[Body] = [*loaded, _continued(chunks, iterator), *bodies[i + 1 :]]
+                    return [], rest
+        else:  # a blocking iterable: read on the log's thread, as it comes
+            return [], [*loaded, *bodies[i:]]
+        if total > limit:
+            return [], [*loaded, chunks, *bodies[i + 1 :]]
+        loaded.append(chunks)
+    return loaded, None
+
+
+async def _continued(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in head:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
 
 
 _END = object()

@@ -114,6 +114,8 @@ class RecordWriter:
 
     Used from one thread at a time.  ``max_body``/``truncate`` apply NIIS's loggable body limit
     per attachment; ``attachments`` is how many will follow (the row says so from the start).
+    With ``shared`` (a DB-API connection and cursor in a transaction) it writes into that
+    transaction, which its owner commits (:mod:`.group_commit`).
     """
 
     def __init__(
@@ -125,9 +127,11 @@ class RecordWriter:
         max_body: int | None = None,
         truncate: bool = False,
         attachments: int = 0,
+        shared: tuple[Any, Any] | None = None,
     ) -> None:
         self._sql = _hot(engine)
-        self._raw = engine.raw_connection()
+        self._owned = shared is None
+        self._raw = engine.raw_connection() if shared is None else shared[0]
         self._chunk_size = chunk_size
         self._max_body = max_body
         self._truncate = truncate
@@ -138,8 +142,8 @@ class RecordWriter:
         self._buffer = bytearray()
         self.closed = False
         try:
-            self._cursor = self._raw.cursor()
-            if self._sql.sqlite:
+            self._cursor = self._raw.cursor() if shared is None else shared[1]
+            if self._sql.sqlite and self._owned:
                 # Take the write lock up front, as every writing transaction here does.
                 self._cursor.execute("BEGIN IMMEDIATE")
             row = _record_row(record)
@@ -191,7 +195,8 @@ class RecordWriter:
             if self._attachment != self._planned:
                 params = {"rid": self.id, "count": self._attachment}
                 self._cursor.execute(self._sql.count, self._sql.args("count", params))
-            self._raw.commit()
+            if self._owned:
+                self._raw.commit()
         except BaseException:
             self.rollback()
             raise
@@ -203,11 +208,14 @@ class RecordWriter:
         if self.closed:
             return
         self.closed = True
-        with contextlib.suppress(Exception):
-            self._raw.rollback()
+        if self._owned:
+            with contextlib.suppress(Exception):
+                self._raw.rollback()
         self._close()
 
     def _close(self) -> None:
+        if not self._owned:
+            return
         with contextlib.suppress(Exception):
             self._cursor.close()
         with contextlib.suppress(Exception):
