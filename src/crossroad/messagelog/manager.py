@@ -1,7 +1,8 @@
 """The message log as the proxies and the supervisor see it (protocols.md §9.1–9.2).
 
 :class:`MessageLog` is what a proxy holds: :meth:`MessageLog.log` (or :meth:`~MessageLog.
-log_async`) keeps one signed message before it is released, in its own transaction, and raises
+log_async`) keeps one signed message before it is released, committed (alone, or with the
+records of concurrent exchanges by group commit, :mod:`.group_commit`), and raises
 ``logging_failed`` when that fails, so the caller aborts the exchange and nothing leaves
 unlogged.  :meth:`MessageLog.check_accepting` refuses new exchanges with ``timestamping_failed``
 once time-stamping has failed for longer than ``acceptable_timestamp_failure_period`` (the status
@@ -12,8 +13,8 @@ too, as NIIS ``LogManager.log`` does.  With ``timestamp_immediately`` the messag
 :meth:`MessageLog.run_jobs` runs the time-stamper, the archiver and the cleaner: in exactly one
 process per database (the supervisor), never in every proxy worker.
 
-:meth:`MessageLog.logger` adapts the proxy's ``LoggedMessage`` hook
-(:attr:`crossroad.proxy.context.ProxyContext.loggers`).
+:meth:`MessageLog.async_logger` (awaited) and :meth:`MessageLog.logger` (blocking) adapt the
+proxy's ``LoggedMessage`` hook (:attr:`crossroad.proxy.context.ProxyContext.loggers`).
 """
 
 from __future__ import annotations
