@@ -47,7 +47,7 @@ class SoftHsm:
     """A SoftHSM2 token directory made for this test session, with a pool of fresh tokens.
 
     The PKCS#11 library reads its configuration and token list when first loaded in a
-    process, so every token this session uses is created up front; tests take one each.
+    process, so every token this test run uses is created up front; tests take one each.
     """
 
     conf: Path
