@@ -6,16 +6,12 @@ import datetime as dt
 import hashlib
 import json
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.request
 from pathlib import Path
-from typing import IO
 
 import pytest
 from typer.testing import CliRunner
@@ -23,6 +19,7 @@ from typer.testing import CliRunner
 from crossroad.cli.main import app
 from crossroad.globalconf.privateparams import parse_anchor
 from crossroad.globalconf.signed import SignedDirectory
+from crossroad.testing.output import ProcessOutput
 
 CROSSROAD = [sys.executable, "-m", "crossroad.cli.main"]
 PASSPHRASE = {"CROSSROAD_CENTRAL_PASSPHRASE": "s3cret"}
@@ -165,37 +162,6 @@ def test_without_passphrase_keys_are_plain(tmp_path: Path) -> None:
 # --- run as a subprocess ----------------------------------------------------------------------
 
 
-class Output:
-    """The stdout of a process, read by a thread so that waiting never blocks on a pipe."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        self.proc = proc
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen = ""
-        self.thread = threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True)
-        self.thread.start()
-
-    def _pump(self, stream: IO[str]) -> None:
-        for line in iter(stream.readline, ""):
-            self.lines.put(line)
-
-    def until(self, marker: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while marker not in self.seen:
-            try:
-                self.seen += self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"no {marker!r} in the output of {self.proc.args}: {self.seen}")
-        return self.seen
-
-    def rest(self) -> str:
-        self.thread.join(10)
-        while not self.lines.empty():
-            self.seen += self.lines.get()
-        return self.seen
-
-
 def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONUNBUFFERED="1", **PASSPHRASE)
 
@@ -222,7 +188,7 @@ def test_run_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         [*CROSSROAD, "central", "run", str(tmp_path / "cs")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
     )  # fmt: skip
-    output = Output(proc)
+    output = ProcessOutput(proc)
     try:
         out = output.until("ready")
         assert f"distribution http://127.0.0.1:{port}/" in out

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import IO
 
 import pytest
 from cryptography import x509
@@ -19,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from typer.testing import CliRunner
 
 from crossroad.cli.main import app
+from crossroad.testing.output import ProcessOutput
 from crossroad.testing.pki import rsa_key
 from crossroad.trust.ca import parse_name
 
@@ -157,38 +154,6 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-class Output:
-    """The stdout of a process, read by a thread so that waiting never blocks on a pipe."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        self.proc = proc
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen = ""
-        self.thread = threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True)
-        self.thread.start()
-
-    def _pump(self, stream: IO[str]) -> None:
-        for line in iter(stream.readline, ""):
-            self.lines.put(line)
-
-    def until(self, marker: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while marker not in self.seen:
-            try:
-                self.seen += self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"no {marker!r} in the output of {self.proc.args}: {self.seen}")
-        return self.seen
-
-    def rest(self) -> str:
-        """Everything, once the process has ended."""
-        self.thread.join(10)
-        while not self.lines.empty():
-            self.seen += self.lines.get()
-        return self.seen
-
-
 @pytest.mark.integration
 def test_run_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     directory = tmp_path / "served"
@@ -201,7 +166,7 @@ def test_run_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
         ],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
-    output = Output(proc)
+    output = ProcessOutput(proc)
     try:
         out = output.until("ready")
         assert f"OCSP http://127.0.0.1:{ocsp_port}/" in out
