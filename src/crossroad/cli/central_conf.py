@@ -22,14 +22,14 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from crossroad.errors import Code, XRoadError
+from crossroad.cli.failure import errors as _errors
+from crossroad.cli.failure import fail as _fail
+from crossroad.errors import Code
 from crossroad.identifiers import ClientId
 
 if TYPE_CHECKING:
@@ -50,21 +50,6 @@ _SOURCE = typer.Option(..., "--source", help="internal or external.")
 
 keys_app = typer.Typer(help="Configuration signing keys (rotation: add, activate, delete).")
 anchor_app = typer.Typer(help="Configuration anchors of this central server's sources.")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except XRoadError as err:
-        raise _fail(f"{err.code}: {err.detail}") from None
-    except OSError as err:
-        raise _fail(f"{Code.IO_ERROR}: {err.strerror or err}: {err.filename or ''}") from None
 
 
 def _source(value: str) -> str:

@@ -22,26 +22,12 @@ from typing import Any
 import typer
 
 from crossroad.central.registry import Registry
+from crossroad.cli.failure import errors as _errors
 from crossroad.errors import Code, XRoadError
 from crossroad.identifiers import ClientId, ObjectType, SecurityServerId
 
 _DIR = typer.Option(Path("."), "--dir", help="Central server state directory (with central.toml).")
 _JSON = typer.Option(False, "--json", help="Print JSON.")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except XRoadError as err:
-        raise _fail(f"{err.code}: {err.detail}") from None
-    except OSError as err:
-        raise _fail(f"{Code.IO_ERROR}: {err.strerror or err}: {err.filename or ''}") from None
 
 
 def _actor() -> str:

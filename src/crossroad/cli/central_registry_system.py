@@ -15,12 +15,12 @@ from crossroad.central.registry import Role
 from crossroad.cli.central_registry import (
     _DIR,
     _JSON,
-    _fail,
     _print_json,
     _read,
     _registry,
     parse_client,
 )
+from crossroad.cli.failure import fail as _fail
 from crossroad.errors import Code, XRoadError
 from crossroad.globalconf.model import AcmeServer
 

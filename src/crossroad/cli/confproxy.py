@@ -15,13 +15,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
-from crossroad.errors import Code, XRoadError
+from crossroad.cli.failure import errors as _errors
 
 confproxy_app = typer.Typer(
     help="Configuration proxy: mirror, re-sign and serve global configuration.",
@@ -31,18 +29,6 @@ keys_app = typer.Typer(help="Signing keys of the proxy (rotation: add, activate,
 confproxy_app.add_typer(keys_app, name="keys")
 
 _DIR = typer.Argument(..., help="Configuration proxy directory.")
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except XRoadError as err:
-        typer.echo(f"error: {err.code}: {err.detail}", err=True)
-        raise typer.Exit(1) from None
-    except OSError as err:
-        typer.echo(f"error: {Code.IO_ERROR}: {err.strerror or err}: {err.filename or ''}", err=True)
-        raise typer.Exit(1) from None
 
 
 @confproxy_app.command("init")

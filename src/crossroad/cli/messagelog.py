@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from crossroad.cli.failure import errors as _errors
 from crossroad.errors import Code, XRoadError
 
 if TYPE_CHECKING:
@@ -48,18 +47,6 @@ messagelog_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(messagelog_app, name="messagelog")
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except XRoadError as err:
-        typer.echo(f"error: {err.code}: {err.detail}", err=True)
-        raise typer.Exit(1) from None
-    except OSError as err:
-        typer.echo(f"error: {Code.IO_ERROR}: {err.strerror or err}: {err.filename or ''}", err=True)
-        raise typer.Exit(1) from None
 
 
 def _globalconf(state_dir: Path) -> GlobalConfSnapshot | None:

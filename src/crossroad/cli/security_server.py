@@ -17,12 +17,11 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
+from crossroad.cli.failure import errors as _errors
 from crossroad.errors import Code, XRoadError
 
 PIN_ENV = "CROSSROAD_SIGNER_PIN"
@@ -36,18 +35,6 @@ _STATE = typer.Argument(..., help="State directory of the security server.")
 
 def register(app: typer.Typer) -> None:
     app.add_typer(security_server_app, name="security-server")
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except XRoadError as err:
-        typer.echo(f"error: {err.code}: {err.detail}", err=True)
-        raise typer.Exit(1) from None
-    except OSError as err:
-        typer.echo(f"error: {Code.IO_ERROR}: {err.strerror or err}: {err.filename or ''}", err=True)
-        raise typer.Exit(1) from None
 
 
 def _pin(path: Path | None) -> str:

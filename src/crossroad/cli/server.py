@@ -13,14 +13,13 @@ New service descriptions are disabled, as in NIIS, unless ``--enable`` is given.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from crossroad import settingsfile
+from crossroad.cli.failure import errors as _errors
 from crossroad.errors import Code, XRoadError
 from crossroad.identifiers import ClientId, ServiceId, parse_identifier
 
@@ -55,21 +54,6 @@ def register(app: typer.Typer) -> None:
 
 
 # --- plumbing ----------------------------------------------------------------------------------
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except XRoadError as err:
-        raise _fail(f"{err.code}: {err.detail}") from None
-    except OSError as err:
-        raise _fail(f"{Code.IO_ERROR}: {err.strerror or err}: {err.filename or ''}") from None
 
 
 def database_url(state_dir: Path) -> str:

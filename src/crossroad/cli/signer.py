@@ -16,14 +16,13 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 
-from crossroad.errors import Code, XRoadError
+from crossroad.cli.failure import errors as _errors
 
 T = TypeVar("T")
 
@@ -47,18 +46,6 @@ _SOCKET = typer.Option(
     ..., "--socket", envvar=SOCKET_ENV, help="Unix socket of the running signer."
 )
 _PIN_FILE = typer.Option(None, "--pin-file", help=f"File holding the PIN (else ${PIN_ENV}).")
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except XRoadError as err:
-        typer.echo(f"error: {err.code}: {err.detail}", err=True)
-        raise typer.Exit(1) from None
-    except OSError as err:
-        typer.echo(f"error: {Code.IO_ERROR}: {err.strerror or err}: {err.filename or ''}", err=True)
-        raise typer.Exit(1) from None
 
 
 def _pin(path: Path | None, *, confirm: bool = False) -> str:

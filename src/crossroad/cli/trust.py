@@ -13,14 +13,14 @@ import datetime as dt
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import typer
 from cryptography.hazmat.primitives import hashes, serialization
 
+from crossroad.cli.failure import errors as _errors
 from crossroad.clock import SYSTEM
 from crossroad.errors import Code, XRoadError
 from crossroad.identifiers import ClientId, SecurityServerId
@@ -40,22 +40,6 @@ _PASSPHRASE = typer.Option(
     "--passphrase-file",
     help="File holding the passphrase of the keys (else $CROSSROAD_TRUST_PASSPHRASE).",
 )
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Turn expected failures into one line on stderr and exit status 1."""
-    try:
-        yield
-    except XRoadError as err:
-        raise _fail(f"{err.code}: {err.detail}") from None
-    except OSError as err:
-        raise _fail(f"{Code.IO_ERROR}: {err.strerror or err}: {err.filename or ''}") from None
 
 
 def _passphrase(path: Path | None) -> bytes | None:
